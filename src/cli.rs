@@ -1,0 +1,122 @@
+//! The command line: clap derive types only. `main` turns them into the
+//! plain, validated configs each lab takes.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Performs the real syscalls behind client–server IPC and prints each one,
+/// strace-style, with its real result.
+#[derive(Debug, Parser)]
+#[command(name = "ipclab", version, about, arg_required_else_help = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Output format: strace-like text, or JSON Lines for scripts and grading
+    #[arg(long, value_enum, default_value_t = Format::Text, global = true)]
+    pub format: Format,
+    /// Print the descriptor table after each step that opens or closes one
+    #[arg(long, global = true)]
+    pub fds: bool,
+    /// Pause before each syscall until Enter (needs a terminal on stdin)
+    #[arg(long, global = true)]
+    pub step: bool,
+    /// Results only: no syscall lines
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
+    /// No colour (also when NO_COLOR is set or stdout is not a terminal)
+    #[arg(long, global = true)]
+    pub no_color: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run every experiment the current privileges allow, then a summary table
+    Tour,
+    /// Anonymous pipe + fork: the child writes "hello", the parent reads it
+    Pipe(PipeArgs),
+    /// Named pipe (mkfifo): open blocks until both ends are open
+    Fifo(FifoArgs),
+    /// Print shell completions for SHELL to stdout
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout
+    Man,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("mode").args(["fill", "sigpipe", "forget_close", "duplex"]))]
+pub struct PipeArgs {
+    /// The parent writes and the child reads (either direction works)
+    #[arg(long, conflicts_with_all = ["fill", "sigpipe", "duplex"])]
+    pub reverse: bool,
+    /// The message to send through the pipe
+    #[arg(long, default_value = "hello", value_name = "TEXT")]
+    pub message: String,
+    /// Fill the 64 KiB pipe: EAGAIN when non-blocking, a blocked write otherwise
+    #[arg(long)]
+    pub fill: bool,
+    /// Write with no reader left: EPIPE, then death by SIGPIPE
+    #[arg(long)]
+    pub sigpipe: bool,
+    /// The parent keeps its write end open, so read() never sees EOF
+    #[arg(long)]
+    pub forget_close: bool,
+    /// Two-way talk needs two pipes, one per direction
+    #[arg(long)]
+    pub duplex: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct FifoArgs {
+    /// Use this path for the FIFO instead of a fresh private temp directory
+    #[arg(long, value_name = "P")]
+    pub path: Option<PathBuf>,
+    /// The message the writer sends
+    #[arg(long, default_value = "hello through a FIFO", value_name = "TEXT")]
+    pub message: String,
+    #[command(subcommand)]
+    pub action: Option<FifoAction>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FifoAction {
+    /// Open PATH for reading (creating the FIFO if absent) and print what arrives
+    Read {
+        /// The FIFO's path
+        path: PathBuf,
+    },
+    /// Open PATH for writing (creating the FIFO if absent) and write MSG
+    Write {
+        /// The FIFO's path
+        path: PathBuf,
+        /// What to write
+        msg: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn verify_cli() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,89 @@
+//! Errors: a failed syscall, a misbehaving peer, bad input.
+
+use std::fmt;
+
+use nix::errno::Errno;
+
+/// A syscall that returned -1; its step has already been printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SysError {
+    pub call: &'static str,
+    pub errno: Errno,
+}
+
+impl fmt::Display for SysError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {:?}: {}", self.call, self.errno, self.errno.desc())
+    }
+}
+
+impl std::error::Error for SysError {}
+
+/// Everything an experiment can fail with. `main` alone turns it into an exit code.
+#[derive(Debug)]
+pub enum Error {
+    /// A syscall failed (exit 1).
+    Sys(SysError),
+    /// A syscall failed and the lab has a sharper explanation (exit 1).
+    SysHint(SysError, String),
+    /// A peer or the kernel did something the experiment cannot go on from (exit 1).
+    Protocol(String),
+    /// Bad input: a value that is not valid, with what would be (exit 2).
+    Usage(String),
+    /// The run was interrupted by SIGINT/SIGTERM after cleaning up (exit 130/143).
+    Interrupted(i32),
+}
+
+impl Error {
+    pub fn usage(msg: impl Into<String>) -> Self {
+        Error::Usage(msg.into())
+    }
+
+    pub fn protocol(msg: impl Into<String>) -> Self {
+        Error::Protocol(msg.into())
+    }
+
+    /// The exit status for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Usage(_) => 2,
+            Error::Interrupted(sig) => 128 + sig,
+            _ => 1,
+        }
+    }
+
+    /// The errno, when this is a failed syscall.
+    pub fn errno(&self) -> Option<Errno> {
+        match self {
+            Error::Sys(e) | Error::SysHint(e, _) => Some(e.errno),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Sys(e) => write!(f, "{e}"),
+            Error::SysHint(e, hint) => write!(f, "{e}: {hint}"),
+            Error::Protocol(m) | Error::Usage(m) => write!(f, "{m}"),
+            Error::Interrupted(sig) => {
+                write!(
+                    f,
+                    "interrupted by {}; cleaned up",
+                    crate::trace::names::signal(*sig)
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<SysError> for Error {
+    fn from(e: SysError) -> Self {
+        Error::Sys(e)
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,78 @@
+//! One module per subcommand. Experiments call `sys` and never print.
+
+pub mod fifo;
+pub mod pipe;
+pub mod tour;
+
+use std::os::fd::BorrowedFd;
+
+use crate::error::Result;
+use crate::sys;
+use crate::trace::{Recorder, SummaryRow};
+
+/// Runs `body` as a forked child and ends the child with `exit_group`:
+/// status 0 when it succeeds, 1 when it fails. Never returns.
+pub fn child_exit(rec: &mut Recorder, body: impl FnOnce(&mut Recorder) -> Result<()>) -> ! {
+    let code = match body(rec) {
+        Ok(()) => 0,
+        Err(e) => {
+            rec.message(format!("child failed: {e}"));
+            1
+        }
+    };
+    sys::process::exit(rec, code)
+}
+
+/// Reads until end of file through `buf`, keeping at most `keep` bytes of
+/// what arrives (the rest is counted, not stored: memory stays bounded).
+/// Returns (kept bytes, total bytes).
+pub fn read_to_eof(
+    rec: &mut Recorder,
+    fd: BorrowedFd<'_>,
+    buf: &mut [u8],
+    keep: usize,
+) -> Result<(Vec<u8>, usize)> {
+    let mut kept = Vec::new();
+    let mut total = 0;
+    loop {
+        let n = sys::file::read(rec, fd, buf)?;
+        if n == 0 {
+            return Ok((kept, total));
+        }
+        total += n;
+        let room = keep.saturating_sub(kept.len());
+        kept.extend_from_slice(&buf[..n.min(room)]);
+    }
+}
+
+/// Runs a lab as one section of a bigger run and returns its summary row.
+pub fn run_section(
+    rec: &mut Recorder,
+    name: &str,
+    title: &str,
+    lab: impl FnOnce(&mut Recorder) -> Result<()>,
+) -> (SummaryRow, Result<()>) {
+    rec.section(name, title);
+    measure(rec, name, lab)
+}
+
+/// Runs a lab and counts the syscalls it (and its children) made.
+pub fn measure(
+    rec: &mut Recorder,
+    name: &str,
+    lab: impl FnOnce(&mut Recorder) -> Result<()>,
+) -> (SummaryRow, Result<()>) {
+    let (calls0, failed0) = rec.counts();
+    let result = lab(rec);
+    let (calls1, failed1) = rec.counts();
+    let row = SummaryRow {
+        lab: name.to_string(),
+        syscalls: calls1 - calls0,
+        failed: failed1 - failed0,
+        result: match &result {
+            Ok(()) => "ok".to_string(),
+            Err(e) => format!("failed: {e}"),
+        },
+    };
+    (row, result)
+}

@@ -1,0 +1,110 @@
+//! `ipclab tour`: every experiment the current privileges allow, both ends
+//! in one command, section by section, then a summary table.
+
+use crate::error::{Error, Result};
+use crate::lab::{fifo, pipe, run_section};
+use crate::trace::{Recorder, SummaryRow};
+
+/// One section of the tour.
+pub struct Section {
+    pub name: &'static str,
+    pub title: &'static str,
+    /// Why this section cannot run here (a missing privilege), if so.
+    pub skip: fn() -> Option<String>,
+    pub run: fn(&mut Recorder) -> Result<()>,
+}
+
+fn never() -> Option<String> {
+    None
+}
+
+fn pipe_mode(rec: &mut Recorder, mode: pipe::PipeMode) -> Result<()> {
+    pipe::run(rec, &pipe::PipeConfig::new(mode, "hello")?)
+}
+
+/// The sections, in the order they run.
+pub fn sections() -> Vec<Section> {
+    vec![
+        Section {
+            name: "pipe",
+            title: "pipe + fork: the child writes \"hello\", the parent reads it (the notes' C++ example)",
+            skip: never,
+            run: |r| pipe_mode(r, pipe::PipeMode::Basic { reverse: false }),
+        },
+        Section {
+            name: "pipe --reverse",
+            title: "either direction works: the parent writes, the child reads",
+            skip: never,
+            run: |r| pipe_mode(r, pipe::PipeMode::Basic { reverse: true }),
+        },
+        Section {
+            name: "pipe --duplex",
+            title: "a pipe is one-way: two-way talk needs two pipes",
+            skip: never,
+            run: |r| pipe_mode(r, pipe::PipeMode::Duplex),
+        },
+        Section {
+            name: "pipe --fill",
+            title: "a pipe holds 64 KiB: EAGAIN when non-blocking, a sleeping write otherwise",
+            skip: never,
+            run: |r| pipe_mode(r, pipe::PipeMode::Fill),
+        },
+        Section {
+            name: "pipe --sigpipe",
+            title: "writing with no reader left: EPIPE, or death by SIGPIPE",
+            skip: never,
+            run: |r| pipe_mode(r, pipe::PipeMode::Sigpipe),
+        },
+        Section {
+            name: "pipe --forget-close",
+            title: "a write end left open means read() never sees EOF",
+            skip: never,
+            run: |r| pipe_mode(r, pipe::PipeMode::ForgetClose),
+        },
+        Section {
+            name: "fifo",
+            title: "a named pipe: open() blocks until both ends are open",
+            skip: never,
+            run: |r| {
+                let message = fifo::check_message("hello through a FIFO")?;
+                fifo::run(r, &fifo::FifoConfig::Demo { path: None, message })
+            },
+        },
+    ]
+}
+
+/// Runs the tour; fails (exit 1) if any section failed.
+pub fn run(rec: &mut Recorder) -> Result<()> {
+    let mut rows = Vec::new();
+    let mut failed = 0;
+    for s in sections() {
+        if let Some(why) = (s.skip)() {
+            rec.section(s.name, s.title);
+            rec.message(format!("skipped: {why}"));
+            rows.push(SummaryRow {
+                lab: s.name.into(),
+                syscalls: 0,
+                failed: 0,
+                result: format!("skipped: {why}"),
+            });
+            continue;
+        }
+        let (row, result) = run_section(rec, s.name, s.title, s.run);
+        rows.push(row);
+        match result {
+            Err(e @ Error::Interrupted(_)) => {
+                rec.summary(&rows);
+                return Err(e);
+            }
+            Err(_) => failed += 1,
+            Ok(()) => {}
+        }
+    }
+    rec.summary(&rows);
+    if failed > 0 {
+        return Err(Error::protocol(format!(
+            "{failed} tour section(s) failed; see the summary"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,15 @@
+//! ipclab: performs the real Linux system calls behind client–server
+//! communication and prints every one, strace-style, with its real result.
+//!
+//! Calls go one way: `lab` → `sys` → `trace` → `render`. Experiments never
+//! print, and syscall wrappers never pick a format.
+#![deny(unsafe_code)]
+#![warn(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+
+pub mod cli;
+pub mod error;
+pub mod lab;
+pub mod render;
+#[allow(unsafe_code)]
+pub mod sys;
+pub mod trace;

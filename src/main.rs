@@ -1,0 +1,106 @@
+//! Parse the CLI → build the Recorder → run the experiment → exit code.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+
+use ipclab::cli::{Cli, Command, FifoAction, Format};
+use ipclab::error::{Error, Result};
+use ipclab::lab::{self, fifo, pipe};
+use ipclab::trace::{Recorder, TraceOptions};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let opts = TraceOptions {
+        json: cli.global.format == Format::Json,
+        quiet: cli.global.quiet,
+        fds: cli.global.fds,
+        step: cli.global.step,
+        color: cli.global.format == Format::Text
+            && !cli.global.no_color
+            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            && std::io::stdout().is_terminal(),
+    };
+    match cli.command {
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "ipclab", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        Command::Man => {
+            return match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("ipclab: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        _ => {}
+    }
+    let mut rec = Recorder::new(opts);
+    let result = run(&mut rec, cli.command);
+    if rec.output_broken() {
+        return ExitCode::SUCCESS;
+    }
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ipclab: {e}");
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}
+
+/// Validates the arguments into a config, then runs that lab as one section.
+fn run(rec: &mut Recorder, command: Command) -> Result<()> {
+    match command {
+        Command::Tour => lab::tour::run(rec),
+        Command::Pipe(a) => {
+            let mode = if a.fill {
+                pipe::PipeMode::Fill
+            } else if a.sigpipe {
+                pipe::PipeMode::Sigpipe
+            } else if a.forget_close {
+                pipe::PipeMode::ForgetClose
+            } else if a.duplex {
+                pipe::PipeMode::Duplex
+            } else {
+                pipe::PipeMode::Basic { reverse: a.reverse }
+            };
+            let cfg = pipe::PipeConfig::new(mode, &a.message)?;
+            single(rec, "pipe", |r| pipe::run(r, &cfg))
+        }
+        Command::Fifo(a) => {
+            let cfg = match a.action {
+                None => fifo::FifoConfig::Demo {
+                    path: a.path.as_deref().map(fifo::check_path).transpose()?,
+                    message: fifo::check_message(&a.message)?,
+                },
+                Some(FifoAction::Read { path }) => fifo::FifoConfig::Read {
+                    path: fifo::check_path(&path)?,
+                },
+                Some(FifoAction::Write { path, msg }) => fifo::FifoConfig::Write {
+                    path: fifo::check_path(&path)?,
+                    message: fifo::check_message(&msg)?,
+                },
+            };
+            single(rec, "fifo", |r| fifo::run(r, &cfg))
+        }
+        Command::Completions { .. } | Command::Man => Ok(()),
+    }
+}
+
+/// One lab, then a one-row summary (so JSON readers always get a `summary`).
+fn single(
+    rec: &mut Recorder,
+    name: &str,
+    lab: impl FnOnce(&mut Recorder) -> Result<()>,
+) -> Result<()> {
+    let (row, result) = lab::measure(rec, name, lab);
+    if !matches!(result, Err(Error::Usage(_))) {
+        rec.summary(&[row]);
+    }
+    result
+}

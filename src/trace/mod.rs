@@ -1,0 +1,433 @@
+//! The step recorder every experiment goes through.
+//!
+//! A `sys` wrapper hands [`Recorder::call`] the syscall to run and a closure
+//! that describes it in strace notation. The recorder runs the call once,
+//! times it, numbers it, renders it at once (so a failure is on screen before
+//! its error travels up), and counts it for the summary. With `--quiet` the
+//! description closure is never called, which keeps the benchmark path cheap.
+
+pub mod explain;
+pub mod fds;
+pub mod names;
+pub mod step;
+
+use std::io::IsTerminal;
+use std::time::Instant;
+
+use crate::error::SysError;
+use crate::render::Output;
+pub use step::{Event, FdEntry, Outcome, Step, SummaryRow};
+
+/// How a run is shown; built from the global CLI flags.
+#[derive(Debug, Clone, Copy)]
+pub struct TraceOptions {
+    pub json: bool,
+    /// Results only: no syscall lines, no notes.
+    pub quiet: bool,
+    /// Descriptor table after each step that opens or closes one.
+    pub fds: bool,
+    /// Pause before each syscall until Enter.
+    pub step: bool,
+    pub color: bool,
+}
+
+/// Counters shared by every process of a run (parent and forked children),
+/// so `seq` is one sequence and the summary counts the children's calls too.
+#[derive(Debug, Default)]
+#[repr(C)]
+pub struct Counters {
+    pub seq: std::sync::atomic::AtomicU64,
+    pub calls: std::sync::atomic::AtomicU64,
+    pub failed: std::sync::atomic::AtomicU64,
+}
+
+/// The description of a call that a `sys` wrapper gives the recorder.
+pub struct Call {
+    pub name: &'static str,
+    pub libc: &'static str,
+    /// For calls that can block: the leading arguments and what it waits for.
+    pub waits: Option<(String, &'static str)>,
+    /// Whether the waiting marker is always shown, or only when the lab said
+    /// (with [`Recorder::waiting`]) that this call is expected to wait.
+    pub waits_always: bool,
+    /// Whether a successful call opens or closes a descriptor (`--fds`).
+    pub changes_fds: bool,
+}
+
+impl Call {
+    /// A call made through the libc function of the same name.
+    pub fn new(name: &'static str) -> Self {
+        Call {
+            name,
+            libc: name,
+            waits: None,
+            waits_always: false,
+            changes_fds: false,
+        }
+    }
+
+    /// The libc or nix function that issues this syscall, when its name differs.
+    pub fn libc(mut self, libc: &'static str) -> Self {
+        self.libc = libc;
+        self
+    }
+
+    /// The call blocks by nature (wait4, open of a FIFO): print `lead` and
+    /// `reason` before it runs, the way strace prints `<unfinished ...>`.
+    pub fn waits(mut self, lead: String, reason: &'static str) -> Self {
+        self.waits = Some((lead, reason));
+        self.waits_always = true;
+        self
+    }
+
+    /// The call can block (read, write): print the marker only when the lab
+    /// expects it to wait and said so with [`Recorder::waiting`].
+    pub fn may_wait(mut self, lead: String, reason: &'static str) -> Self {
+        self.waits = Some((lead, reason));
+        self
+    }
+
+    pub fn changes_fds(mut self) -> Self {
+        self.changes_fds = true;
+        self
+    }
+}
+
+/// A call that [`Recorder::begin`] has announced and that is now running.
+#[must_use = "hand the call's result to Recorder::end"]
+pub struct Pending {
+    call: Call,
+    start: Instant,
+}
+
+/// What a `sys` wrapper says about a call once it has run.
+pub struct Shown {
+    pub args: Vec<String>,
+    /// The return value on success (ignored on error, which is -1).
+    pub ret: i64,
+    /// strace's annotation after the value, like `(Timeout)`.
+    pub ret_note: Option<String>,
+    /// The default note; a lab's [`Recorder::note`] replaces it on success.
+    pub note: String,
+}
+
+impl Shown {
+    pub fn new(args: Vec<String>, ret: i64, note: impl Into<String>) -> Self {
+        Shown {
+            args,
+            ret,
+            ret_note: None,
+            note: note.into(),
+        }
+    }
+
+    pub fn ret_note(mut self, n: impl Into<String>) -> Self {
+        self.ret_note = Some(n.into());
+        self
+    }
+}
+
+/// Runs, times, numbers and renders every syscall of an experiment.
+pub struct Recorder {
+    out: Output,
+    opts: TraceOptions,
+    pid: i32,
+    counters: &'static Counters,
+    pending_note: Option<String>,
+    pending_err_note: Option<String>,
+    pending_wait: Option<String>,
+    can_pause: bool,
+}
+
+impl Recorder {
+    pub fn new(opts: TraceOptions) -> Self {
+        let can_pause = opts.step && std::io::stdin().is_terminal();
+        if opts.step && !can_pause {
+            eprintln!("ipclab: --step needs a terminal on stdin; running without pauses");
+        }
+        Recorder {
+            out: Output::new(opts),
+            opts,
+            pid: std::process::id() as i32,
+            counters: crate::sys::shared_counters(),
+            pending_note: None,
+            pending_err_note: None,
+            pending_wait: None,
+            can_pause,
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    pub fn options(&self) -> TraceOptions {
+        self.opts
+    }
+
+    /// True when steps are being shown (not `--quiet`).
+    pub fn tracing(&self) -> bool {
+        !self.opts.quiet
+    }
+
+    /// Whether stdout went away (EPIPE); the run goes on silently, `main` exits 0.
+    pub fn output_broken(&self) -> bool {
+        self.out.broken()
+    }
+
+    /// Called in a freshly forked child: later steps carry the child's pid.
+    pub fn forked_child(&mut self) {
+        self.pid = std::process::id() as i32;
+    }
+
+    /// The note shown under the next step if it succeeds.
+    pub fn note(&mut self, text: impl Into<String>) -> &mut Self {
+        self.pending_note = Some(text.into());
+        self
+    }
+
+    /// The note shown under the next step if it fails.
+    pub fn note_err(&mut self, text: impl Into<String>) -> &mut Self {
+        self.pending_err_note = Some(text.into());
+        self
+    }
+
+    /// What the next call waits for, shown if it can block.
+    pub fn waiting(&mut self, reason: impl Into<String>) -> &mut Self {
+        self.pending_wait = Some(reason.into());
+        self
+    }
+
+    /// Syscalls made and failed so far by the whole run.
+    pub fn counts(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.counters.calls.load(Relaxed),
+            self.counters.failed.load(Relaxed),
+        )
+    }
+
+    /// Runs `run` once and records it as the syscall described by `call`.
+    pub fn call<T>(
+        &mut self,
+        call: Call,
+        run: impl FnOnce() -> nix::Result<T>,
+        show: impl FnOnce(&nix::Result<T>) -> Shown,
+    ) -> Result<T, SysError> {
+        let pending = self.begin(call);
+        let result = run();
+        self.end(pending, result, show)
+    }
+
+    /// The first half of [`call`](Self::call), for wrappers whose description
+    /// reads a buffer the call wrote: pause, print the waiting marker, start
+    /// the clock. Make the call, then hand its result to [`end`](Self::end).
+    pub fn begin(&mut self, call: Call) -> Pending {
+        self.before(&call);
+        Pending {
+            call,
+            start: Instant::now(),
+        }
+    }
+
+    /// The second half of [`call`](Self::call): count, describe, render.
+    pub fn end<T>(
+        &mut self,
+        pending: Pending,
+        result: nix::Result<T>,
+        show: impl FnOnce(&nix::Result<T>) -> Shown,
+    ) -> Result<T, SysError> {
+        let elapsed = pending.start.elapsed();
+        let call = pending.call;
+        let errno = result.as_ref().err().copied();
+        self.count(errno.is_some());
+        if self.tracing() {
+            let shown = show(&result);
+            let outcome = match errno {
+                None => Outcome::Ret(shown.ret),
+                Some(e) => Outcome::Err(e),
+            };
+            self.emit(&call, shown, outcome, elapsed);
+        } else {
+            self.clear_pending();
+        }
+        result.map_err(|errno| SysError {
+            call: call.name,
+            errno,
+        })
+    }
+
+    /// Runs `fork`-like `run` and records it once, in the parent: `show`
+    /// returns `None` in the child, whose recorder takes the child's pid. The
+    /// step's number is taken before the call, so it precedes the child's steps.
+    pub fn call_fork<T>(
+        &mut self,
+        call: Call,
+        run: impl FnOnce() -> nix::Result<T>,
+        show: impl FnOnce(&nix::Result<T>) -> Option<Shown>,
+    ) -> Result<T, SysError> {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.before(&call);
+        let seq = self.counters.seq.fetch_add(1, Relaxed) + 1;
+        let start = Instant::now();
+        let result = run();
+        let elapsed = start.elapsed();
+        match show(&result) {
+            None => {
+                self.forked_child();
+                self.clear_pending();
+            }
+            Some(shown) => {
+                self.count(result.is_err());
+                if self.tracing() {
+                    let outcome = match &result {
+                        Ok(_) => Outcome::Ret(shown.ret),
+                        Err(e) => Outcome::Err(*e),
+                    };
+                    self.emit_numbered(seq, &call, shown, outcome, elapsed);
+                } else {
+                    self.clear_pending();
+                }
+            }
+        }
+        result.map_err(|errno| SysError {
+            call: call.name,
+            errno,
+        })
+    }
+
+    /// Records a call that may not return (exit_group, a write that SIGPIPE
+    /// kills): the step is printed with `= ?` *before* `run` executes.
+    pub fn call_unknown<T>(
+        &mut self,
+        call: Call,
+        args: Vec<String>,
+        note: impl Into<String>,
+        run: impl FnOnce() -> T,
+    ) -> T {
+        self.before(&call);
+        self.count(false);
+        if self.tracing() {
+            let shown = Shown::new(args, 0, note);
+            self.emit(&call, shown, Outcome::Unknown, std::time::Duration::ZERO);
+        } else {
+            self.clear_pending();
+        }
+        run()
+    }
+
+    /// A line of data or result, shown even with `--quiet`.
+    pub fn message(&mut self, text: impl AsRef<str>) {
+        let ev = Event::Message {
+            pid: self.pid,
+            text: text.as_ref(),
+        };
+        self.out.emit(&ev);
+    }
+
+    pub fn section(&mut self, name: &str, title: &str) {
+        if self.tracing() {
+            self.out.emit(&Event::Section { name, title });
+        }
+    }
+
+    pub fn summary(&mut self, rows: &[SummaryRow]) {
+        self.out.emit(&Event::Summary { rows });
+    }
+
+    /// Prints this process's descriptor table.
+    pub fn show_fds(&mut self) {
+        let entries = fds::table();
+        let seq = self.counters.seq.load(std::sync::atomic::Ordering::Relaxed);
+        self.out.emit(&Event::Fds {
+            pid: self.pid,
+            seq,
+            entries: &entries,
+        });
+    }
+
+    fn count(&self, failed: bool) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.counters.calls.fetch_add(1, Relaxed);
+        if failed {
+            self.counters.failed.fetch_add(1, Relaxed);
+        }
+    }
+
+    fn clear_pending(&mut self) {
+        self.pending_note = None;
+        self.pending_err_note = None;
+        self.pending_wait = None;
+    }
+
+    fn before(&mut self, call: &Call) {
+        if self.can_pause {
+            self.pause(call.name);
+        }
+        if !self.tracing() {
+            return;
+        }
+        if let Some((lead, default_reason)) = &call.waits {
+            let pending = self.pending_wait.take();
+            if pending.is_none() && !call.waits_always {
+                return;
+            }
+            let reason = pending.as_deref().unwrap_or(default_reason);
+            let ev = Event::Waiting {
+                pid: self.pid,
+                syscall: call.name,
+                lead,
+                reason,
+            };
+            self.out.emit(&ev);
+        }
+    }
+
+    fn pause(&mut self, name: &str) {
+        eprint!("[pid {}] next: {name}() — press Enter to run it ", self.pid);
+        let mut line = String::new();
+        // A read error or EOF on stdin just ends the pausing.
+        if std::io::stdin().read_line(&mut line).unwrap_or(0) == 0 {
+            self.can_pause = false;
+        }
+    }
+
+    fn emit(&mut self, call: &Call, shown: Shown, outcome: Outcome, elapsed: std::time::Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let seq = self.counters.seq.fetch_add(1, Relaxed) + 1;
+        self.emit_numbered(seq, call, shown, outcome, elapsed);
+    }
+
+    fn emit_numbered(
+        &mut self,
+        seq: u64,
+        call: &Call,
+        shown: Shown,
+        outcome: Outcome,
+        elapsed: std::time::Duration,
+    ) {
+        let note = match outcome {
+            Outcome::Err(e) => self
+                .pending_err_note
+                .take()
+                .unwrap_or_else(|| explain::errno(call.name, e)),
+            _ => self.pending_note.take().unwrap_or(shown.note),
+        };
+        self.clear_pending();
+        let step = Step {
+            seq,
+            pid: self.pid,
+            syscall: call.name,
+            libc: call.libc,
+            args: shown.args,
+            outcome,
+            ret_note: shown.ret_note,
+            elapsed,
+            note,
+        };
+        self.out.emit(&Event::Step(&step));
+        if self.opts.fds && call.changes_fds && matches!(outcome, Outcome::Ret(_)) {
+            self.show_fds();
+        }
+    }
+}

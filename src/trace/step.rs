@@ -1,0 +1,101 @@
+//! The record of one executed syscall, and the other events a run produces.
+//!
+//! Data only: the [`Recorder`](super::Recorder) fills these in, the renderers in
+//! `render/` turn them into text or JSON lines.
+
+use std::time::Duration;
+
+use nix::errno::Errno;
+
+/// What a syscall returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The call returned this non-negative value.
+    Ret(i64),
+    /// The call returned -1 and set `errno`.
+    Err(Errno),
+    /// The call does not return to show a result: `exit_group`, or a write that
+    /// the kernel answers with a fatal SIGPIPE. strace prints these as `= ?`.
+    Unknown,
+}
+
+/// One syscall, executed once by `pid`, in the order of `seq`.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// Position in the whole run, shared by every process of the run.
+    pub seq: u64,
+    pub pid: i32,
+    /// The kernel's name, as strace prints it (`clone`, `pipe2`, `wait4`).
+    pub syscall: &'static str,
+    /// The libc or nix function that made the call (`fork`, `pipe`, `waitpid`).
+    pub libc: &'static str,
+    /// Arguments in strace notation; descriptors as plain numbers.
+    pub args: Vec<String>,
+    pub outcome: Outcome,
+    /// strace's annotation after the return value, e.g. `(Timeout)` for poll.
+    pub ret_note: Option<String>,
+    pub elapsed: Duration,
+    /// One line on what happened and why it matters.
+    pub note: String,
+}
+
+impl Step {
+    /// The return value as JSON reports it: the value, -1 on error, none when unknown.
+    pub fn ret(&self) -> Option<i64> {
+        match self.outcome {
+            Outcome::Ret(v) => Some(v),
+            Outcome::Err(_) => Some(-1),
+            Outcome::Unknown => None,
+        }
+    }
+}
+
+/// One open descriptor of a process, as `--fds` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FdEntry {
+    pub fd: i32,
+    /// The `/proc/PID/fd/N` link target, e.g. `pipe:[1234]`.
+    pub target: String,
+    /// A human description, e.g. `pipe:[1234] (read end)`.
+    pub desc: String,
+}
+
+/// One row of the closing summary table.
+#[derive(Debug, Clone)]
+pub struct SummaryRow {
+    pub lab: String,
+    pub syscalls: u64,
+    pub failed: u64,
+    /// `ok`, `skipped: …` or `failed: …`.
+    pub result: String,
+}
+
+/// Everything the renderers can be asked to show.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// A call that can block is about to be made; `lead` is its first argument(s).
+    Waiting {
+        pid: i32,
+        syscall: &'static str,
+        lead: &'a str,
+        reason: &'a str,
+    },
+    Step(&'a Step),
+    /// Data or a result worth showing apart from the syscall lines.
+    Message {
+        pid: i32,
+        text: &'a str,
+    },
+    Section {
+        name: &'a str,
+        title: &'a str,
+    },
+    Fds {
+        pid: i32,
+        seq: u64,
+        entries: &'a [FdEntry],
+    },
+    Summary {
+        rows: &'a [SummaryRow],
+    },
+}
