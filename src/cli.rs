@@ -49,6 +49,10 @@ pub enum Command {
     Pipe(PipeArgs),
     /// Named pipe (mkfifo): open blocks until both ends are open
     Fifo(FifoArgs),
+    /// TCP repeater (the notes' echo server on port 8989): server, client or demo
+    Tcp(TcpArgs),
+    /// UDP repeater: server, client or demo; no listen, accept or connect
+    Udp(UdpArgs),
     /// Print shell completions for SHELL to stdout
     Completions {
         #[arg(value_enum)]
@@ -108,6 +112,97 @@ pub enum FifoAction {
         /// What to write
         msg: String,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct TcpArgs {
+    #[command(subcommand)]
+    pub action: TcpAction,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ServerModel {
+    /// One client at a time; "q" stops the server (the seed's)
+    Iterative,
+    /// One child process per connection
+    Fork,
+    /// One process, non-blocking sockets and epoll
+    Poll,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TcpAction {
+    /// Echo server: socket, setsockopt, bind, listen, accept, recv, send, close
+    Server {
+        /// Address and port to listen on (port 0: the kernel picks one)
+        #[arg(long, default_value = "0.0.0.0:8989", value_name = "ADDR:PORT")]
+        listen: String,
+        /// Length of the queue of connections not yet accepted
+        #[arg(long, default_value_t = 5, value_name = "N",
+              value_parser = clap::value_parser!(i32).range(1..=65535))]
+        backlog: i32,
+        /// How to serve more than one client
+        #[arg(long, value_enum, default_value_t = ServerModel::Iterative)]
+        model: ServerModel,
+        /// Serve one connection, then exit
+        #[arg(long)]
+        once: bool,
+        /// Text put before each echoed message (default: the seed's)
+        #[arg(long, value_name = "TEXT")]
+        reply_prefix: Option<String>,
+    },
+    /// Client: socket, connect, then send and recv per message ("q" quits)
+    Client {
+        /// Server address and port
+        #[arg(long, default_value = "127.0.0.1:8989", value_name = "ADDR:PORT")]
+        connect: String,
+        /// Message to send (repeatable); without it, lines are read from stdin
+        #[arg(long, value_name = "MSG")]
+        send: Vec<String>,
+    },
+    /// Server (child) and client in one command, two connections, then "q"
+    Demo {
+        /// The server model to show
+        #[arg(long, value_enum, default_value_t = ServerModel::Fork)]
+        model: ServerModel,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct UdpArgs {
+    #[command(subcommand)]
+    pub action: UdpAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UdpAction {
+    /// Echo server: socket, bind, then recvfrom and sendto until "q"
+    Server {
+        /// Address and port to bind (port 0: the kernel picks one)
+        #[arg(long, default_value = "0.0.0.0:8989", value_name = "ADDR:PORT")]
+        listen: String,
+        /// Drop every Nth reply on purpose, to show loss
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        drop_every: Option<u32>,
+        /// Text put before each echoed message (default: the seed's)
+        #[arg(long, value_name = "TEXT")]
+        reply_prefix: Option<String>,
+    },
+    /// Client: socket, SO_RCVTIMEO, then sendto and recvfrom per message
+    Client {
+        /// Server address and port
+        #[arg(long, default_value = "127.0.0.1:8989", value_name = "ADDR:PORT")]
+        connect: String,
+        /// Message to send as one datagram (repeatable; "" sends an empty one);
+        /// without it, lines are read from stdin
+        #[arg(long, value_name = "MSG")]
+        send: Vec<String>,
+        /// Seconds to wait for each reply before calling it lost
+        #[arg(long, default_value_t = 1.0, value_name = "SECS")]
+        timeout: f64,
+    },
+    /// Server (child, dropping every 3rd reply) and client in one command
+    Demo,
 }
 
 #[cfg(test)]

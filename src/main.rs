@@ -5,9 +5,9 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
-use ipclab::cli::{Cli, Command, FifoAction, Format};
+use ipclab::cli::{Cli, Command, FifoAction, Format, ServerModel, TcpAction, UdpAction};
 use ipclab::error::{Error, Result};
-use ipclab::lab::{self, fifo, pipe};
+use ipclab::lab::{self, fifo, pipe, repeater, tcp, udp};
 use ipclab::trace::{Recorder, TraceOptions};
 
 fn main() -> ExitCode {
@@ -88,7 +88,92 @@ fn run(rec: &mut Recorder, command: Command) -> Result<()> {
             };
             single(rec, "fifo", |r| fifo::run(r, &cfg))
         }
+        Command::Tcp(a) => run_tcp(rec, a.action),
+        Command::Udp(a) => run_udp(rec, a.action),
         Command::Completions { .. } | Command::Man => Ok(()),
+    }
+}
+
+fn model(m: ServerModel) -> tcp::Model {
+    match m {
+        ServerModel::Iterative => tcp::Model::Iterative,
+        ServerModel::Fork => tcp::Model::Fork,
+        ServerModel::Poll => tcp::Model::Poll,
+    }
+}
+
+fn messages(send: &[String], allow_empty: bool) -> Result<Option<Vec<Vec<u8>>>> {
+    if send.is_empty() {
+        return Ok(None);
+    }
+    let list = send
+        .iter()
+        .map(|m| repeater::check_message(m, allow_empty))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Some(list))
+}
+
+fn prefix(p: Option<String>) -> Vec<u8> {
+    p.unwrap_or_else(|| repeater::SEED_PREFIX.to_string())
+        .into_bytes()
+}
+
+fn run_tcp(rec: &mut Recorder, action: TcpAction) -> Result<()> {
+    match action {
+        TcpAction::Server {
+            listen,
+            backlog,
+            model: m,
+            once,
+            reply_prefix,
+        } => {
+            let cfg = tcp::ServerConfig {
+                listen: repeater::parse_addr(&listen, "--listen")?,
+                backlog,
+                model: model(m),
+                limit: once.then_some(1),
+                prefix: prefix(reply_prefix),
+            };
+            single(rec, "tcp server", |r| tcp::server(r, &cfg))
+        }
+        TcpAction::Client { connect, send } => {
+            let cfg = tcp::ClientConfig {
+                connect: repeater::parse_addr(&connect, "--connect")?,
+                messages: messages(&send, false)?,
+            };
+            single(rec, "tcp client", |r| tcp::client(r, &cfg))
+        }
+        TcpAction::Demo { model: m } => single(rec, "tcp demo", |r| tcp::demo(r, model(m))),
+    }
+}
+
+fn run_udp(rec: &mut Recorder, action: UdpAction) -> Result<()> {
+    match action {
+        UdpAction::Server {
+            listen,
+            drop_every,
+            reply_prefix,
+        } => {
+            let cfg = udp::ServerConfig {
+                listen: repeater::parse_addr(&listen, "--listen")?,
+                drop_every,
+                prefix: prefix(reply_prefix),
+            };
+            single(rec, "udp server", |r| udp::server(r, &cfg))
+        }
+        UdpAction::Client {
+            connect,
+            send,
+            timeout,
+        } => {
+            let cfg = udp::ClientConfig {
+                connect: repeater::parse_addr(&connect, "--connect")?,
+                messages: messages(&send, true)?,
+                timeout: udp::check_timeout(timeout)?,
+            };
+            single(rec, "udp client", |r| udp::client(r, &cfg))
+        }
+        UdpAction::Demo => single(rec, "udp demo", udp::demo),
     }
 }
 

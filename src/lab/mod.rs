@@ -2,7 +2,10 @@
 
 pub mod fifo;
 pub mod pipe;
+pub mod repeater;
+pub mod tcp;
 pub mod tour;
+pub mod udp;
 
 use std::os::fd::BorrowedFd;
 

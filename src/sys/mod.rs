@@ -11,6 +11,7 @@
 
 pub mod file;
 pub mod process;
+pub mod socket;
 
 use std::os::fd::{AsRawFd, FromRawFd};
 

@@ -1,7 +1,7 @@
 //! Processes and signals: fork (clone), wait4, kill, exit_group,
 //! rt_sigaction, clock_nanosleep.
 
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal};
@@ -158,9 +158,22 @@ pub fn exit(rec: &mut Recorder, code: i32) -> ! {
 /// The last signal caught by [`catch_signals`]'s handler, or 0.
 static CAUGHT: AtomicI32 = AtomicI32::new(0);
 
+/// One bit per signal caught and not yet taken by [`take_caught`].
+static PENDING: AtomicU64 = AtomicU64::new(0);
+
 extern "C" fn on_signal(sig: libc::c_int) {
-    // Only an atomic store: async-signal-safe.
+    // Only atomic stores: async-signal-safe.
     CAUGHT.store(sig, Ordering::SeqCst);
+    if (0..64).contains(&sig) {
+        PENDING.fetch_or(1 << sig, Ordering::SeqCst);
+    }
+}
+
+/// Whether `sig` was caught since the last call for it (and clears it), for
+/// labs that catch several signals at once (SIGCHLD and SIGINT, say).
+pub fn take_caught(sig: Signal) -> bool {
+    let bit = 1u64 << (sig as i32);
+    PENDING.fetch_and(!bit, Ordering::SeqCst) & bit != 0
 }
 
 /// The signal caught since the handler was installed, if any.

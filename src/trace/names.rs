@@ -181,6 +181,94 @@ pub fn address_family(af: i32) -> String {
     }
 }
 
+/// `setsockopt(2)` level → C name.
+pub fn socket_level(level: i32) -> String {
+    match level {
+        libc::SOL_SOCKET => "SOL_SOCKET".into(),
+        libc::IPPROTO_IP => "SOL_IP".into(),
+        libc::IPPROTO_IPV6 => "SOL_IPV6".into(),
+        libc::IPPROTO_TCP => "SOL_TCP".into(),
+        libc::IPPROTO_UDP => "SOL_UDP".into(),
+        other => other.to_string(),
+    }
+}
+
+/// `setsockopt(2)` option name → C name, given its level.
+pub fn socket_option(level: i32, name: i32) -> String {
+    let known = match (level, name) {
+        (libc::SOL_SOCKET, libc::SO_REUSEADDR) => "SO_REUSEADDR",
+        (libc::SOL_SOCKET, libc::SO_REUSEPORT) => "SO_REUSEPORT",
+        (libc::SOL_SOCKET, libc::SO_LINGER) => "SO_LINGER",
+        // strace 6 says SO_RCVTIMEO_OLD: the 64-bit-time_t variant got a new number.
+        (libc::SOL_SOCKET, libc::SO_RCVTIMEO) => "SO_RCVTIMEO_OLD",
+        (libc::SOL_SOCKET, libc::SO_SNDTIMEO) => "SO_SNDTIMEO_OLD",
+        (libc::SOL_SOCKET, libc::SO_RCVBUF) => "SO_RCVBUF",
+        (libc::SOL_SOCKET, libc::SO_SNDBUF) => "SO_SNDBUF",
+        (libc::SOL_SOCKET, libc::SO_KEEPALIVE) => "SO_KEEPALIVE",
+        (libc::SOL_SOCKET, libc::SO_BROADCAST) => "SO_BROADCAST",
+        (libc::SOL_SOCKET, libc::SO_TIMESTAMPNS) => "SO_TIMESTAMPNS_OLD",
+        (libc::IPPROTO_TCP, libc::TCP_NODELAY) => "TCP_NODELAY",
+        (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) => "IPV6_V6ONLY",
+        (libc::IPPROTO_IP, libc::IP_TTL) => "IP_TTL",
+        (libc::IPPROTO_IP, libc::IP_RECVERR) => "IP_RECVERR",
+        _ => "",
+    };
+    if known.is_empty() {
+        name.to_string()
+    } else {
+        known.to_string()
+    }
+}
+
+/// `send(2)`/`recv(2)` flags: `MSG_NOSIGNAL|MSG_DONTWAIT`, or `0`.
+pub fn msg_flags(fl: i32) -> String {
+    const T: &[(i64, &str)] = &[
+        (libc::MSG_OOB as i64, "MSG_OOB"),
+        (libc::MSG_PEEK as i64, "MSG_PEEK"),
+        (libc::MSG_DONTROUTE as i64, "MSG_DONTROUTE"),
+        (libc::MSG_TRUNC as i64, "MSG_TRUNC"),
+        (libc::MSG_DONTWAIT as i64, "MSG_DONTWAIT"),
+        (libc::MSG_WAITALL as i64, "MSG_WAITALL"),
+        (libc::MSG_NOSIGNAL as i64, "MSG_NOSIGNAL"),
+        (libc::MSG_MORE as i64, "MSG_MORE"),
+    ];
+    flags(i64::from(fl), T, "0")
+}
+
+/// `shutdown(2)`'s `how` → C name.
+pub fn shutdown_how(how: i32) -> String {
+    match how {
+        libc::SHUT_RD => "SHUT_RD".into(),
+        libc::SHUT_WR => "SHUT_WR".into(),
+        libc::SHUT_RDWR => "SHUT_RDWR".into(),
+        other => other.to_string(),
+    }
+}
+
+/// epoll event bits: `EPOLLIN|EPOLLRDHUP`.
+pub fn epoll_events(ev: u32) -> String {
+    const T: &[(i64, &str)] = &[
+        (libc::EPOLLIN as i64, "EPOLLIN"),
+        (libc::EPOLLPRI as i64, "EPOLLPRI"),
+        (libc::EPOLLOUT as i64, "EPOLLOUT"),
+        (libc::EPOLLERR as i64, "EPOLLERR"),
+        (libc::EPOLLHUP as i64, "EPOLLHUP"),
+        (libc::EPOLLRDHUP as i64, "EPOLLRDHUP"),
+        (libc::EPOLLET as i64 & 0xffff_ffff, "EPOLLET"),
+    ];
+    flags(i64::from(ev), T, "0")
+}
+
+/// `epoll_ctl(2)`'s `op` → C name.
+pub fn epoll_op(op: i32) -> String {
+    match op {
+        libc::EPOLL_CTL_ADD => "EPOLL_CTL_ADD".into(),
+        libc::EPOLL_CTL_MOD => "EPOLL_CTL_MOD".into(),
+        libc::EPOLL_CTL_DEL => "EPOLL_CTL_DEL".into(),
+        other => other.to_string(),
+    }
+}
+
 /// Socket type with its flags → `SOCK_STREAM|SOCK_CLOEXEC`.
 pub fn socket_type(ty: i32) -> String {
     let base = match ty & 0xf {
@@ -266,6 +354,23 @@ mod tests {
             "SOCK_STREAM|SOCK_CLOEXEC"
         );
         assert_eq!(errno_name(nix::errno::Errno::EAGAIN), "EAGAIN");
+    }
+
+    #[test]
+    fn socket_options_flags_and_epoll() {
+        assert_eq!(socket_level(libc::SOL_SOCKET), "SOL_SOCKET");
+        assert_eq!(
+            socket_option(libc::SOL_SOCKET, libc::SO_REUSEADDR),
+            "SO_REUSEADDR"
+        );
+        assert_eq!(msg_flags(libc::MSG_NOSIGNAL), "MSG_NOSIGNAL");
+        assert_eq!(msg_flags(0), "0");
+        assert_eq!(shutdown_how(libc::SHUT_WR), "SHUT_WR");
+        assert_eq!(
+            epoll_events((libc::EPOLLIN | libc::EPOLLRDHUP) as u32),
+            "EPOLLIN|EPOLLRDHUP"
+        );
+        assert_eq!(epoll_op(libc::EPOLL_CTL_DEL), "EPOLL_CTL_DEL");
     }
 
     #[test]
