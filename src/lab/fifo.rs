@@ -274,22 +274,20 @@ fn one_end(rec: &mut Recorder, path: &Path, write: Option<&[u8]>) -> Result<()> 
         catch_signals(rec)?;
         match write {
             Some(msg) => {
-                let fd = open_fifo(
-                    rec,
-                    path,
-                    true,
-                    "waiting for a reader: run `ipclab fifo read PATH` elsewhere",
-                )?;
+                let shown = path.display();
+                rec.waiting(format!(
+                    "waiting for a reader: run `ipclab fifo read {shown}` elsewhere"
+                ));
+                let fd = open_fifo(rec, path, true, "waiting for a reader")?;
                 file::write(rec, fd.as_fd(), msg)?;
                 file::close(rec, fd)?;
             }
             None => {
-                let fd = open_fifo(
-                    rec,
-                    path,
-                    false,
-                    "waiting for a writer: run `ipclab fifo write PATH MSG` elsewhere",
-                )?;
+                let shown = path.display();
+                rec.waiting(format!(
+                    "waiting for a writer: run `ipclab fifo write {shown} MSG` elsewhere"
+                ));
+                let fd = open_fifo(rec, path, false, "waiting for a writer")?;
                 let mut buf = [0u8; 4096];
                 loop {
                     rec.waiting("waiting for bytes (EOF once every writer has closed)");
