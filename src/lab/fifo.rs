@@ -25,8 +25,7 @@ use crate::sys::process::{self, Disposition, Forked};
 use crate::trace::names::printable;
 use crate::trace::Recorder;
 
-/// The longest message accepted (PIPE_BUF: written atomically).
-pub const MAX_MESSAGE: usize = 4096;
+use crate::lab::MAX_MESSAGE;
 
 /// The note shown with every FIFO run: what the seed's notes get wrong.
 pub const ERRATUM: &str = "erratum to the notes: a Linux FIFO is one byte stream on one machine — \
@@ -51,20 +50,9 @@ pub enum FifoConfig {
     },
 }
 
-/// Checks a message and a path given on the command line.
+/// Checks a message given on the command line (see [`crate::lab::check_message`]).
 pub fn check_message(msg: &str) -> Result<Vec<u8>> {
-    if msg.is_empty() {
-        return Err(Error::usage(
-            "the message is empty: give 1 to 4096 bytes to write",
-        ));
-    }
-    if msg.len() > MAX_MESSAGE {
-        return Err(Error::usage(format!(
-            "the message is {} bytes; at most {MAX_MESSAGE} (PIPE_BUF, written atomically)",
-            msg.len()
-        )));
-    }
-    Ok(msg.as_bytes().to_vec())
+    crate::lab::check_message("the message", msg)
 }
 
 /// Checks a FIFO path given on the command line.
