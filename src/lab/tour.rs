@@ -2,7 +2,7 @@
 //! in one command, section by section, then a summary table.
 
 use crate::error::{Error, Result};
-use crate::lab::{fifo, pipe, run_section};
+use crate::lab::{fifo, pipe, run_section, tcp, udp};
 use crate::trace::{Recorder, SummaryRow};
 
 /// One section of the tour.
@@ -69,6 +69,30 @@ pub fn sections() -> Vec<Section> {
                 let message = fifo::check_message("hello through a FIFO")?;
                 fifo::run(r, &fifo::FifoConfig::Demo { path: None, message })
             },
+        },
+        Section {
+            name: "tcp demo --model iterative",
+            title: "the notes' TCP repeater on loopback: one client at a time, the second waits in the backlog",
+            skip: never,
+            run: |r| tcp::demo(r, tcp::Model::Iterative),
+        },
+        Section {
+            name: "tcp demo --model fork",
+            title: "a TCP server that forks one child per connection: two clients served at once",
+            skip: never,
+            run: |r| tcp::demo(r, tcp::Model::Fork),
+        },
+        Section {
+            name: "tcp demo --model poll",
+            title: "one process, non-blocking sockets and epoll: two clients served at once",
+            skip: never,
+            run: |r| tcp::demo(r, tcp::Model::Poll),
+        },
+        Section {
+            name: "udp demo",
+            title: "the notes' UDP repeater: no listen, accept or connect; a lost reply ends in a timeout",
+            skip: never,
+            run: udp::demo,
         },
     ]
 }
