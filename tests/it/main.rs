@@ -8,3 +8,5 @@ mod cli;
 mod fifo;
 mod pipe;
 mod strace;
+mod tcp;
+mod udp;
