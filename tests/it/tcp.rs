@@ -654,6 +654,18 @@ fn tcp_server_descriptors_return_to_baseline_after_1000_connections() {
     for model in MODELS {
         let srv = Server::start(&server_args(model, "127.0.0.1:0"));
         let pid = srv.pid();
+        // Baseline in the steady state: after one whole connection (the
+        // server has set up its epoll set, signal handlers…), and a pause.
+        let one = vec![
+            srv.addr.ip().to_string(),
+            srv.addr.port().to_string(),
+            "1".into(),
+        ];
+        let Some(r) = python(test, MANY, &one) else {
+            return;
+        };
+        assert_eq!(r.code(), Some(0), "{model}: {}", r.stderr);
+        std::thread::sleep(Duration::from_millis(500));
         let baseline = fd_count(pid);
         let args = vec![
             srv.addr.ip().to_string(),
