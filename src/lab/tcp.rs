@@ -180,9 +180,11 @@ pub fn serve(rec: &mut Recorder, lst: OwnedFd, cfg: &ServerConfig) -> Result<()>
 fn accept_blocking(
     rec: &mut Recorder,
     lst: &OwnedFd,
-    waiting: &str,
+    waiting: Option<&str>,
 ) -> Result<Option<(OwnedFd, Option<SocketAddr>)>> {
-    rec.waiting(waiting);
+    if let Some(w) = waiting {
+        rec.waiting(w);
+    }
     match socket::accept4(rec, lst.as_fd(), libc::SOCK_CLOEXEC) {
         Ok(c) => Ok(Some(c)),
         Err(e) if e.errno == Errno::EINTR || e.errno == Errno::ECONNABORTED => {
@@ -298,7 +300,9 @@ fn iterative(rec: &mut Recorder, lst: OwnedFd, cfg: &ServerConfig) -> Result<()>
             let Some((conn, peer)) = accept_blocking(
                 rec,
                 &lst,
-                "waiting for a client; while one is served, others wait in the listen backlog",
+                Some(
+                    "waiting for a client; while one is served, others wait in the listen backlog",
+                ),
             )?
             else {
                 continue;
@@ -330,9 +334,14 @@ fn iterative(rec: &mut Recorder, lst: OwnedFd, cfg: &ServerConfig) -> Result<()>
 
 fn forking(rec: &mut Recorder, lst: OwnedFd, cfg: &ServerConfig) -> Result<()> {
     rec.note(
-        "SIGCHLD now interrupts accept() (no SA_RESTART): the parent reaps each finished child at once, so no zombies pile up",
+        "SIGCHLD now interrupts the wait for clients (no SA_RESTART): the parent reaps each finished child at once, so no zombies pile up",
     );
     process::sigaction(rec, Signal::SIGCHLD, Disposition::Catch)?;
+    rec.note(
+        "SIGCHLD is held back except inside ppoll(): a child that ends between the check for \
+         finished children and the wait still wakes the server (no zombie lingers)",
+    );
+    process::sigprocmask(rec, true, Signal::SIGCHLD)?;
     let mut children: Vec<Pid> = Vec::new();
     let mut accepted = 0usize;
     let mut lst = Some(lst);
@@ -347,17 +356,24 @@ fn forking(rec: &mut Recorder, lst: OwnedFd, cfg: &ServerConfig) -> Result<()> {
             let Some(l) = lst.as_ref() else {
                 return Ok(());
             };
-            let Some((conn, peer)) = accept_blocking(
-                rec,
-                l,
-                "waiting for a client (each one gets its own child process)",
-            )?
-            else {
+            match socket::ppoll_unblocked(rec, l.as_fd(), PollFlags::POLLIN) {
+                Ok(_) => {}
+                Err(e) if e.errno == Errno::EINTR => {
+                    if let Some(sig) = stop_signal() {
+                        return Err(Error::Interrupted(sig));
+                    }
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+            let Some((conn, peer)) = accept_blocking(rec, l, None)? else {
                 continue;
             };
             accepted += 1;
             match process::fork(rec)? {
                 Forked::Child => child_exit(rec, |rec| {
+                    rec.note("the child has no children of its own: SIGCHLD need not be held back");
+                    process::sigprocmask(rec, false, Signal::SIGCHLD)?;
                     if let Some(l) = lst.take() {
                         rec.note("the child closes its copy of the listening socket: only the parent accepts");
                         file::close(rec, l)?;

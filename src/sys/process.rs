@@ -155,6 +155,37 @@ pub fn exit(rec: &mut Recorder, code: i32) -> ! {
     )
 }
 
+/// Corresponds to `sigprocmask(2)`, made as `rt_sigprocmask(2)`: block or
+/// unblock `sig` for this process (a blocked signal is held pending).
+/// See <https://man7.org/linux/man-pages/man2/sigprocmask.2.html>.
+pub fn sigprocmask(rec: &mut Recorder, block: bool, sig: Signal) -> Result<(), SysError> {
+    use nix::sys::signal::SigmaskHow;
+    let how = if block {
+        SigmaskHow::SIG_BLOCK
+    } else {
+        SigmaskHow::SIG_UNBLOCK
+    };
+    let mut set = SigSet::empty();
+    set.add(sig);
+    let name = sig.as_str().trim_start_matches("SIG").to_string();
+    rec.call(
+        Call::new("rt_sigprocmask").libc("sigprocmask"),
+        || nix::sys::signal::sigprocmask(how, Some(&set), None),
+        |_| {
+            let h = if block { "SIG_BLOCK" } else { "SIG_UNBLOCK" };
+            Shown::new(
+                vec![h.into(), format!("[{name}]"), "NULL".into(), "8".into()],
+                0,
+                if block {
+                    format!("{} is held pending until unblocked", sig.as_str())
+                } else {
+                    format!("{} is delivered again", sig.as_str())
+                },
+            )
+        },
+    )
+}
+
 /// The last signal caught by [`catch_signals`]'s handler, or 0.
 static CAUGHT: AtomicI32 = AtomicI32::new(0);
 

@@ -848,3 +848,51 @@ pub fn epoll_wait(
         shown
     })
 }
+
+/// Corresponds to `ppoll(2)` on one descriptor, with no timeout and with
+/// every signal unblocked for the duration of the wait. A signal that was
+/// blocked (and so held pending) before the call interrupts it at once:
+/// this closes the race between checking a flag set by a handler and going
+/// to sleep. See <https://man7.org/linux/man-pages/man2/ppoll.2.html>.
+///
+/// # Errors
+/// `EINTR` (a handled signal arrived, maybe one held pending until now).
+pub fn ppoll_unblocked(
+    rec: &mut Recorder,
+    fd: BorrowedFd<'_>,
+    events: nix::poll::PollFlags,
+) -> Result<nix::poll::PollFlags, SysError> {
+    use nix::poll::{PollFd, PollFlags};
+    let raw = fd.as_raw_fd();
+    let ev = names::poll_events(events.bits());
+    let call = Call::new("ppoll").waits(
+        format!("[{{fd={raw}, events={ev}}}], 1, NULL, []"),
+        "waiting for a client; SIGCHLD may interrupt",
+    );
+    let mut fds = [PollFd::new(fd, events)];
+    let pending = rec.begin(call);
+    let r = nix::poll::ppoll(&mut fds, None, Some(nix::sys::signal::SigSet::empty()));
+    let revents = fds[0].revents().unwrap_or(PollFlags::empty());
+    rec.end(pending, r, |r| {
+        let n = *r.as_ref().unwrap_or(&-1);
+        let mut shown = Shown::new(
+            vec![
+                format!("[{{fd={raw}, events={ev}}}]"),
+                "1".into(),
+                "NULL".into(),
+                "[]".into(),
+                "8".into(),
+            ],
+            i64::from(n),
+            format!("fd {raw} is ready: a connection is waiting to be accepted"),
+        );
+        if n > 0 {
+            shown = shown.ret_note(format!(
+                "([{{fd={raw}, revents={}}}])",
+                names::poll_events(revents.bits())
+            ));
+        }
+        shown
+    })
+    .map(|_| revents)
+}
