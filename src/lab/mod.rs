@@ -1,7 +1,9 @@
 //! One module per subcommand. Experiments call `sys` and never print.
 
 pub mod fifo;
+pub mod ping;
 pub mod pipe;
+pub mod sniff;
 pub mod tour;
 
 use std::os::fd::BorrowedFd;

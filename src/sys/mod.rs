@@ -11,6 +11,8 @@
 
 pub mod file;
 pub mod process;
+pub mod raw;
+pub mod creds;
 
 use std::os::fd::{AsRawFd, FromRawFd};
 
