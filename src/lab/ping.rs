@@ -201,9 +201,8 @@ fn socket_error(rec: &mut Recorder, e: crate::error::SysError, dgram: bool) -> E
         (Errno::EPERM | Errno::EACCES, false) => Error::SysHint(e, RAW_HINT.into()),
         (Errno::EACCES | Errno::EPERM, true) => {
             let range = read_ping_group_range(rec).unwrap_or_else(|| "?".into());
-            let gid = nix::unistd::getegid();
             rec.message(format!(
-                "net.ipv4.ping_group_range is \"{range}\": only groups in that range may open ping sockets, and group {gid} is not in it (\"1 0\", the default, allows nobody)"
+                "net.ipv4.ping_group_range is \"{range}\": only processes whose group id is in that range may open ping sockets, and ours is not (\"1 0\", the default, allows nobody)"
             ));
             Error::SysHint(
                 e,
@@ -252,9 +251,11 @@ pub fn run(rec: &mut Recorder, cfg: &PingConfig) -> Result<()> {
     if cfg.drop_privileges {
         drop_privileges(rec, "the raw socket")?;
     }
-    let mut ping = Ping::new(cfg, ip, family, fd)?;
-    ping.setup(rec)?;
-    ping.run(rec)
+    let mut ping = Ping::new(rec, cfg, ip, family, fd);
+    let result = ping.setup(rec).and_then(|()| ping.run(rec));
+    rec.note("the socket is closed; nothing more arrives for this process");
+    let closed = file::close(rec, ping.fd);
+    result.and(closed.map_err(Error::from))
 }
 
 /// One ping run's state.
@@ -265,6 +266,8 @@ struct Ping<'c> {
     fd: OwnedFd,
     /// The echo id we put in requests; for a ping socket, the kernel's.
     id: u16,
+    /// The id we wrote into requests (a ping socket replaces it).
+    our_id: u16,
     sent: Vec<Option<SystemTime>>,
     received: Vec<bool>,
     transmitted: u32,
@@ -275,14 +278,16 @@ struct Ping<'c> {
 }
 
 impl<'c> Ping<'c> {
-    fn new(cfg: &'c PingConfig, ip: IpAddr, family: Family, fd: OwnedFd) -> Result<Self> {
+    fn new(rec: &Recorder, cfg: &'c PingConfig, ip: IpAddr, family: Family, fd: OwnedFd) -> Self {
         let n = cfg.count as usize + 1;
-        Ok(Ping {
+        let id = (rec.pid() as u32 & 0xffff) as u16;
+        Ping {
             cfg,
             ip,
             family,
             fd,
-            id: (std::process::id() & 0xffff) as u16,
+            id,
+            our_id: id,
             sent: vec![None; n],
             received: vec![false; n],
             transmitted: 0,
@@ -290,7 +295,7 @@ impl<'c> Ping<'c> {
             dups: 0,
             errors: 0,
             rtts: Vec::new(),
-        })
+        }
     }
 
     fn fd(&self) -> BorrowedFd<'_> {
@@ -418,9 +423,9 @@ impl<'c> Ping<'c> {
         let family = self.family;
         let with_ip = family == Family::V4 && !self.cfg.dgram;
         let id = self.id;
-        let dgram = self.cfg.dgram;
+        let ours = self.cfg.dgram.then_some(self.our_id);
         let got = raw::recvmsg(rec, self.fd.as_fd(), buf, |got, bytes| {
-            explain(family, with_ip, dgram, id, got.len, bytes)
+            explain(family, with_ip, ours, id, got.len, bytes)
         })?;
         let bytes = &buf[..got.len.min(buf.len())];
         let Ok(reply) = icmp::parse(family, with_ip, bytes) else {
@@ -457,7 +462,7 @@ impl<'c> Ping<'c> {
                 if reply.checksum_ok == Some(false) {
                     line.push_str(" (BAD CHECKSUM!)");
                 }
-                if !dgram {
+                if !self.cfg.dgram {
                     let expect = icmp::payload(self.cfg.size, None);
                     if reply.data.len() != expect.len()
                         || reply.data.get(icmp::TIMEVAL_LEN..) != expect.get(icmp::TIMEVAL_LEN..)
@@ -537,7 +542,15 @@ impl<'c> Ping<'c> {
 }
 
 /// The note under a recvmsg: what arrived and what ping does with it.
-fn explain(family: Family, with_ip: bool, dgram: bool, id: u16, len: usize, bytes: &[u8]) -> String {
+/// `rewritten`: on a ping socket, the id we wrote before the kernel replaced it.
+fn explain(
+    family: Family,
+    with_ip: bool,
+    rewritten: Option<u16>,
+    id: u16,
+    len: usize,
+    bytes: &[u8],
+) -> String {
     let reply = match icmp::parse(family, with_ip, bytes) {
         Ok(r) => r,
         Err(e) => return format!("{len} bytes, ignored: {e}"),
@@ -549,7 +562,7 @@ fn explain(family: Family, with_ip: bool, dgram: bool, id: u16, len: usize, byte
             reply.message.len()
         )
     } else {
-        format!("{len} bytes of ICMP, no IP header{}", if dgram { " (ping socket)" } else { "" })
+        format!("{len} bytes of ICMP, no IP header{}", if rewritten.is_some() { " (ping socket)" } else { "" })
     };
     let what = match reply.kind {
         Kind::EchoReply { id: rid, seq } if rid == id => {
@@ -558,10 +571,11 @@ fn explain(family: Family, with_ip: bool, dgram: bool, id: u16, len: usize, byte
                 Some(false) => ", checksum WRONG",
                 None => "",
             };
-            let kernel = if dgram {
-                format!(" — id {rid:#06x} is the one the kernel chose, not the {:#06x} we wrote", std::process::id() & 0xffff)
-            } else {
-                String::new()
+            let kernel = match rewritten {
+                Some(ours) => format!(
+                    " — id {rid:#06x} is the one the kernel chose, not the {ours:#06x} we wrote"
+                ),
+                None => String::new(),
             };
             format!("echo reply id={rid:#06x} seq={seq}{sum}{kernel}")
         }

@@ -206,8 +206,27 @@ pub fn attach_filter(
     )
 }
 
-fn storage(addr: SocketAddr) -> SockaddrStorage {
-    SockaddrStorage::from(addr)
+/// The address as the C struct of its family, so the length passed is
+/// 16 or 28 (a `SockaddrStorage` would pass 128 for IPv6).
+enum Sockaddr {
+    V4(sock::SockaddrIn),
+    V6(sock::SockaddrIn6),
+}
+
+impl Sockaddr {
+    fn like(&self) -> &dyn sock::SockaddrLike {
+        match self {
+            Sockaddr::V4(a) => a,
+            Sockaddr::V6(a) => a,
+        }
+    }
+}
+
+fn storage(addr: SocketAddr) -> Sockaddr {
+    match addr {
+        SocketAddr::V4(a) => Sockaddr::V4(a.into()),
+        SocketAddr::V6(a) => Sockaddr::V6(a.into()),
+    }
 }
 
 /// A `SockaddrStorage` holding an IPv4 or IPv6 address, as a `SocketAddr`.
@@ -241,7 +260,7 @@ pub fn sendto(
     let sa = storage(dst);
     rec.call(
         Call::new("sendto"),
-        || sock::sendto(raw, data, &sa, MsgFlags::empty()),
+        || sock::sendto(raw, data, sa.like(), MsgFlags::empty()),
         |r| {
             let ret = r.as_ref().map_or(-1, |n| *n as i64);
             Shown::new(
@@ -556,7 +575,7 @@ pub fn recvfrom_ll(
                 pkttype: 0,
             },
             |a| LinkFrom {
-                protocol: a.protocol(),
+                protocol: u16::from_be(a.protocol()),
                 ifindex: a.ifindex() as i32,
                 hatype: a.hatype(),
                 pkttype: a.pkttype(),
@@ -619,7 +638,7 @@ pub fn bind(
     let sa = storage(addr);
     rec.call(
         Call::new("bind"),
-        || sock::bind(raw, &sa),
+        || sock::bind(raw, sa.like()),
         |_| {
             Shown::new(
                 vec![
@@ -669,7 +688,7 @@ pub fn connect(
     let sa = storage(addr);
     rec.call(
         Call::new("connect").may_wait(raw.to_string(), "waiting for the handshake"),
-        || sock::connect(raw, &sa),
+        || sock::connect(raw, sa.like()),
         |_| {
             Shown::new(
                 vec![
