@@ -25,8 +25,7 @@ use crate::sys::process::{self, Disposition, Forked};
 use crate::trace::names::printable;
 use crate::trace::Recorder;
 
-/// The longest message accepted (PIPE_BUF: written atomically).
-pub const MAX_MESSAGE: usize = 4096;
+use crate::lab::MAX_MESSAGE;
 
 /// The note shown with every FIFO run: what the seed's notes get wrong.
 pub const ERRATUM: &str = "erratum to the notes: a Linux FIFO is one byte stream on one machine — \
@@ -51,20 +50,9 @@ pub enum FifoConfig {
     },
 }
 
-/// Checks a message and a path given on the command line.
+/// Checks a message given on the command line (see [`crate::lab::check_message`]).
 pub fn check_message(msg: &str) -> Result<Vec<u8>> {
-    if msg.is_empty() {
-        return Err(Error::usage(
-            "the message is empty: give 1 to 4096 bytes to write",
-        ));
-    }
-    if msg.len() > MAX_MESSAGE {
-        return Err(Error::usage(format!(
-            "the message is {} bytes; at most {MAX_MESSAGE} (PIPE_BUF, written atomically)",
-            msg.len()
-        )));
-    }
-    Ok(msg.as_bytes().to_vec())
+    crate::lab::check_message("the message", msg)
 }
 
 /// Checks a FIFO path given on the command line.
@@ -274,22 +262,20 @@ fn one_end(rec: &mut Recorder, path: &Path, write: Option<&[u8]>) -> Result<()> 
         catch_signals(rec)?;
         match write {
             Some(msg) => {
-                let fd = open_fifo(
-                    rec,
-                    path,
-                    true,
-                    "waiting for a reader: run `ipclab fifo read PATH` elsewhere",
-                )?;
+                let shown = path.display();
+                rec.waiting(format!(
+                    "waiting for a reader: run `ipclab fifo read {shown}` elsewhere"
+                ));
+                let fd = open_fifo(rec, path, true, "waiting for a reader")?;
                 file::write(rec, fd.as_fd(), msg)?;
                 file::close(rec, fd)?;
             }
             None => {
-                let fd = open_fifo(
-                    rec,
-                    path,
-                    false,
-                    "waiting for a writer: run `ipclab fifo write PATH MSG` elsewhere",
-                )?;
+                let shown = path.display();
+                rec.waiting(format!(
+                    "waiting for a writer: run `ipclab fifo write {shown} MSG` elsewhere"
+                ));
+                let fd = open_fifo(rec, path, false, "waiting for a writer")?;
                 let mut buf = [0u8; 4096];
                 loop {
                     rec.waiting("waiting for bytes (EOF once every writer has closed)");

@@ -12,6 +12,27 @@ use crate::error::Result;
 use crate::sys;
 use crate::trace::{Recorder, SummaryRow};
 
+/// The longest message a pipe or FIFO lab sends: PIPE_BUF, the size the
+/// kernel writes into a pipe atomically.
+pub const MAX_MESSAGE: usize = 4096;
+
+/// Checks a message given as `what` on the command line: 1 to
+/// [`MAX_MESSAGE`] bytes (an empty write sends nothing at all).
+pub fn check_message(what: &str, msg: &str) -> Result<Vec<u8>> {
+    if msg.is_empty() {
+        return Err(crate::error::Error::usage(format!(
+            "{what} is empty: an empty write sends nothing; give 1 to {MAX_MESSAGE} bytes"
+        )));
+    }
+    if msg.len() > MAX_MESSAGE {
+        return Err(crate::error::Error::usage(format!(
+            "{what} is {} bytes; at most {MAX_MESSAGE} (PIPE_BUF, written atomically)",
+            msg.len()
+        )));
+    }
+    Ok(msg.as_bytes().to_vec())
+}
+
 /// Runs `body` as a forked child and ends the child with `exit_group`:
 /// status 0 when it succeeds, 1 when it fails. Never returns.
 pub fn child_exit(rec: &mut Recorder, body: impl FnOnce(&mut Recorder) -> Result<()>) -> ! {

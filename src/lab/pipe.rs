@@ -20,8 +20,7 @@ use crate::sys::process::{self, Disposition, Forked};
 use crate::trace::names::printable;
 use crate::trace::Recorder;
 
-/// The longest message accepted: PIPE_BUF, the size a pipe writes atomically.
-pub const MAX_MESSAGE: usize = 4096;
+use crate::lab::MAX_MESSAGE;
 
 /// What the pipe lab demonstrates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,21 +45,8 @@ pub struct PipeConfig {
 impl PipeConfig {
     /// Checks the message: not empty, at most [`MAX_MESSAGE`] bytes.
     pub fn new(mode: PipeMode, message: &str) -> Result<Self> {
-        if message.is_empty() {
-            return Err(Error::usage(
-                "--message is empty: an empty write sends nothing; give 1 to 4096 bytes",
-            ));
-        }
-        if message.len() > MAX_MESSAGE {
-            return Err(Error::usage(format!(
-                "--message is {} bytes; at most {MAX_MESSAGE} (PIPE_BUF, written atomically)",
-                message.len()
-            )));
-        }
-        Ok(PipeConfig {
-            mode,
-            message: message.as_bytes().to_vec(),
-        })
+        let message = crate::lab::check_message("--message", message)?;
+        Ok(PipeConfig { mode, message })
     }
 }
 

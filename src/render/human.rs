@@ -67,12 +67,11 @@ impl Human {
                 )
             }
             Event::Fds { pid, entries, .. } => {
-                let mut s = format!(
-                    "{}\n",
-                    self.paint(DIM, &format!("           fds of pid {pid}:"))
-                );
+                let indent = " ".repeat(format!("[pid {pid}] ").len());
+                let head = self.paint(DIM, &format!("{indent}fds of pid {pid}:"));
+                let mut s = format!("{head}\n");
                 for e in entries.iter() {
-                    s.push_str(&self.paint(DIM, &format!("             {:>3}  {}", e.fd, e.desc)));
+                    s.push_str(&self.paint(DIM, &format!("{indent}  {:>3}  {}", e.fd, e.desc)));
                     s.push('\n');
                 }
                 s

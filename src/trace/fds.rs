@@ -130,7 +130,7 @@ fn find_socket(inode: u64) -> Option<String> {
     None
 }
 
-/// `0100007F:230D` or the 32-hex-digit IPv6 form → a socket address.
+/// `0100007F:231D` or the 32-hex-digit IPv6 form → a socket address.
 fn parse_addr(s: &str) -> Option<SocketAddr> {
     let (ip, port) = s.split_once(':')?;
     let port = u16::from_str_radix(port, 16).ok()?;
@@ -176,7 +176,7 @@ mod tests {
     #[test]
     fn parses_proc_net_addresses() {
         assert_eq!(
-            parse_addr("0100007F:230D"),
+            parse_addr("0100007F:231D"),
             Some("127.0.0.1:8989".parse().expect("valid"))
         );
         assert_eq!(

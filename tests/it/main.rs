@@ -1,0 +1,10 @@
+//! Integration tests: they spawn the real `ipclab` binary and talk to it over
+//! real pipes, FIFOs and sockets. Every wait is bounded.
+
+#[macro_use]
+mod util;
+
+mod cli;
+mod fifo;
+mod pipe;
+mod strace;

@@ -1,0 +1,35 @@
+//! The faithfulness guard: each run's JSON steps against `strace -f`.
+//! Later labs add their runs here.
+
+use std::time::Duration;
+
+use crate::util::strace_crosscheck;
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+#[test]
+fn strace_agrees_with_every_pipe_option() {
+    for extra in [
+        &[][..],
+        &["--reverse"],
+        &["--fill"],
+        &["--sigpipe"],
+        &["--forget-close"],
+        &["--duplex"],
+    ] {
+        let mut args = vec!["pipe"];
+        args.extend_from_slice(extra);
+        let Some(run) = strace_crosscheck("strace_agrees_with_every_pipe_option", &args, LIMIT)
+        else {
+            return;
+        };
+        run.assert_ok();
+    }
+}
+
+#[test]
+fn strace_agrees_with_the_fifo_demo() {
+    if let Some(run) = strace_crosscheck("strace_agrees_with_the_fifo_demo", &["fifo"], LIMIT) {
+        run.assert_ok();
+    }
+}

@@ -1,0 +1,542 @@
+//! Helpers shared by the integration tests: run the binary with a bounded
+//! wait, parse its JSON lines, skip (or, in CI, fail) when a privilege or a
+//! tool is missing, and cross-check a run against `strace -f`.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The binary under test.
+pub fn ipclab() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ipclab"))
+}
+
+/// True when CI demands that privileged tests run instead of skipping.
+pub fn privileged_required() -> bool {
+    std::env::var("REQUIRE_PRIVILEGED_TESTS").is_ok_and(|v| v == "1")
+}
+
+/// Says why a test skips, on the real stderr (past the harness's capture);
+/// panics instead when `REQUIRE_PRIVILEGED_TESTS=1`.
+pub fn skip(test: &str, why: &str) {
+    if privileged_required() {
+        panic!("{test}: cannot skip under REQUIRE_PRIVILEGED_TESTS=1: {why}");
+    }
+    let _ = writeln!(std::io::stderr(), "SKIP {test}: {why}");
+}
+
+/// Whether `tool` is on PATH.
+pub fn have_tool(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(tool).is_file()))
+}
+
+pub fn is_root() -> bool {
+    // The effective uid, read from /proc so the tests need no unsafe.
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Skip the test (return) unless `tool` is installed.
+#[macro_export]
+macro_rules! require_tool {
+    ($test:expr, $tool:expr) => {
+        if !$crate::util::have_tool($tool) {
+            $crate::util::skip($test, &format!("needs `{}` on PATH", $tool));
+            return;
+        }
+    };
+}
+
+/// Skip the test (return) unless running as root.
+#[macro_export]
+macro_rules! require_root {
+    ($test:expr) => {
+        if !$crate::util::is_root() {
+            $crate::util::skip($test, "needs root (run as root, or sudo cargo test)");
+            return;
+        }
+    };
+}
+
+/// A finished run of the binary.
+#[derive(Debug)]
+pub struct Run {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Every JSON line of stdout, parsed; panics on a line that is not JSON.
+    pub fn events(&self) -> Vec<Value> {
+        self.stdout
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect()
+    }
+
+    /// The `syscall` events, in seq order.
+    pub fn steps(&self) -> Vec<Value> {
+        let mut s: Vec<Value> = self
+            .events()
+            .into_iter()
+            .filter(|e| e["type"] == "syscall")
+            .collect();
+        s.sort_by_key(|e| e["seq"].as_u64());
+        s
+    }
+
+    /// The text of every `message` event.
+    pub fn messages(&self) -> Vec<String> {
+        self.events()
+            .into_iter()
+            .filter(|e| e["type"] == "message")
+            .filter_map(|e| e["text"].as_str().map(str::to_string))
+            .collect()
+    }
+
+    /// The rows of the last `summary` event.
+    pub fn summary(&self) -> Vec<Value> {
+        self.events()
+            .into_iter()
+            .rev()
+            .find(|e| e["type"] == "summary")
+            .and_then(|e| e["rows"].as_array().cloned())
+            .unwrap_or_default()
+    }
+
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+
+    /// Asserts exit 0 and that no `failed` summary row exists.
+    pub fn assert_ok(&self) -> &Self {
+        assert_eq!(
+            self.code(),
+            Some(0),
+            "exit status {:?}\nstdout:\n{}\nstderr:\n{}",
+            self.status,
+            self.stdout,
+            self.stderr
+        );
+        assert!(!self.stderr.contains("panicked"), "panic: {}", self.stderr);
+        self
+    }
+}
+
+/// A running ipclab that is killed and reaped when dropped.
+pub struct Spawned {
+    pub child: Option<Child>,
+}
+
+impl Spawned {
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, |c| c.id())
+    }
+
+    /// Waits at most `limit` for it to exit; kills it and panics past that.
+    pub fn wait_timeout(mut self, limit: Duration) -> Run {
+        let child = self.child.take().expect("not yet waited for");
+        finish(child, limit)
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Starts `ipclab ARGS` in the background with piped stdout/stderr.
+pub fn spawn(args: &[&str]) -> Spawned {
+    spawn_cmd(ipclab().args(args))
+}
+
+pub fn spawn_cmd(cmd: &mut Command) -> Spawned {
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ipclab");
+    Spawned { child: Some(child) }
+}
+
+/// Runs `ipclab ARGS` to completion within `limit`.
+pub fn run(args: &[&str], limit: Duration) -> Run {
+    spawn(args).wait_timeout(limit)
+}
+
+/// Runs any command to completion within `limit`.
+pub fn run_cmd(cmd: &mut Command, limit: Duration) -> Run {
+    spawn_cmd(cmd).wait_timeout(limit)
+}
+
+fn finish(mut child: Child, limit: Duration) -> Run {
+    // Read the pipes on threads so a chatty child never blocks on a full pipe.
+    let mut out = child.stdout.take();
+    let mut err = child.stderr.take();
+    let t_out = std::thread::spawn(move || read_all(out.as_mut()));
+    let t_err = std::thread::spawn(move || read_all(err.as_mut()));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            break st;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            let stdout = t_out.join().unwrap_or_default();
+            let stderr = t_err.join().unwrap_or_default();
+            panic!("timed out after {limit:?}\nstdout:\n{stdout}\nstderr:\n{stderr}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Run {
+        status,
+        stdout: t_out.join().unwrap_or_default(),
+        stderr: t_err.join().unwrap_or_default(),
+    }
+}
+
+fn read_all<R: std::io::Read>(r: Option<&mut R>) -> String {
+    let mut buf = Vec::new();
+    if let Some(r) = r {
+        let _ = r.read_to_end(&mut buf);
+    }
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// Polls `cond` every 10 ms for at most `limit`.
+pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    cond()
+}
+
+/// A fresh directory for one test, removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let p =
+            std::env::temp_dir().join(format!("ipclab-test-{tag}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&p).expect("create temp dir");
+        TempDir(p)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Pids of the run's processes that were forked (clone steps) but never
+/// reaped by a wait4 step: zombies left behind.
+pub fn unreaped_children(steps: &[Value]) -> Vec<i64> {
+    let forked: Vec<i64> = steps
+        .iter()
+        .filter(|s| s["syscall"] == "clone")
+        .filter_map(|s| s["ret"].as_i64())
+        .filter(|&r| r > 0)
+        .collect();
+    let reaped: Vec<i64> = steps
+        .iter()
+        .filter(|s| s["syscall"] == "wait4")
+        .filter_map(|s| s["ret"].as_i64())
+        .collect();
+    forked.into_iter().filter(|p| !reaped.contains(p)).collect()
+}
+
+/// Descriptors each process opened through a step and never closed. A
+/// forked child starts with the parent's open set; `exit_group` closes all.
+pub fn leaked_fds(steps: &[Value]) -> HashMap<i64, Vec<i64>> {
+    let mut open: HashMap<i64, Vec<i64>> = HashMap::new();
+    let mut ended: Vec<i64> = Vec::new();
+    for s in steps {
+        let pid = s["pid"].as_i64().unwrap_or(0);
+        let ret = s["ret"].as_i64().unwrap_or(-1);
+        let name = s["syscall"].as_str().unwrap_or("");
+        let arg0 = s["args"][0].as_str().unwrap_or("");
+        let set = open.entry(pid).or_default();
+        match name {
+            "pipe2" if ret == 0 => {
+                let nums: Vec<i64> = arg0
+                    .trim_matches(|c| c == '[' || c == ']')
+                    .split(", ")
+                    .filter_map(|n| n.parse().ok())
+                    .collect();
+                set.extend(nums);
+            }
+            "openat" | "socket" | "accept4" | "accept" | "epoll_create1" if ret >= 0 => {
+                set.push(ret)
+            }
+            "close" if ret == 0 => {
+                let fd: i64 = arg0.parse().unwrap_or(-1);
+                set.retain(|&f| f != fd);
+            }
+            "clone" if ret > 0 => {
+                let copy = set.clone();
+                open.insert(ret, copy);
+            }
+            "exit_group" => ended.push(pid),
+            // Reaped: whatever it held, the kernel closed (it may have died of a signal).
+            "wait4" if ret > 0 => ended.push(ret),
+            _ => {}
+        }
+    }
+    open.retain(|pid, fds| !ended.contains(pid) && !fds.is_empty());
+    open
+}
+
+// ---------------------------------------------------------------- strace
+
+/// One completed syscall line of an `strace -f` log.
+#[derive(Debug, Clone)]
+pub struct StraceCall {
+    pub pid: i64,
+    pub name: String,
+    pub args: String,
+    /// `None` for `= ?`.
+    pub ret: Option<i64>,
+    pub errno: Option<String>,
+    pub line: String,
+}
+
+impl StraceCall {
+    pub fn first_arg(&self) -> &str {
+        let a = self.args.trim_start();
+        let end = a.find([',', ')']).unwrap_or(a.len());
+        a[..end].trim()
+    }
+}
+
+/// Parses an `strace -f -o LOG` file, joining `<unfinished ...>` halves with
+/// their `<... resumed>` rest. Returns each pid's calls in order.
+pub fn parse_strace(log: &str) -> HashMap<i64, Vec<StraceCall>> {
+    let mut by_pid: HashMap<i64, Vec<StraceCall>> = HashMap::new();
+    let mut pending: HashMap<i64, String> = HashMap::new();
+    for raw in log.lines() {
+        let Some((pid, rest)) = raw.split_once(char::is_whitespace) else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<i64>() else {
+            continue;
+        };
+        let rest = rest.trim_start();
+        if rest.starts_with("---") || rest.starts_with("+++") {
+            continue;
+        }
+        let full = if let Some(head) = rest.strip_suffix("<unfinished ...>") {
+            pending.insert(pid, head.to_string());
+            continue;
+        } else if let Some(tail) = rest.strip_prefix("<... ") {
+            let Some(idx) = tail.find(" resumed>") else {
+                continue;
+            };
+            let head = pending.remove(&pid).unwrap_or_default();
+            format!("{head}{}", &tail[idx + " resumed>".len()..])
+        } else {
+            rest.to_string()
+        };
+        let Some(open) = full.find('(') else { continue };
+        let name = full[..open].to_string();
+        let Some(eq) = full
+            .rfind(") = ")
+            .map(|i| i + 4)
+            .or_else(|| full.rfind("= ").map(|i| i + 2))
+        else {
+            continue;
+        };
+        let args_end = full[..eq].rfind(')').unwrap_or(open + 1);
+        let args = full[open + 1..args_end.max(open + 1)].to_string();
+        let retpart = full[eq..].trim();
+        let mut toks = retpart.split_whitespace();
+        let (ret, errno) = match toks.next() {
+            Some("?") | None => (None, None),
+            Some(v) => {
+                let n = if let Some(hex) = v.strip_prefix("0x") {
+                    i64::from_str_radix(hex, 16).ok()
+                } else {
+                    v.parse().ok()
+                };
+                let errno = if n == Some(-1) {
+                    toks.next().map(str::to_string)
+                } else {
+                    None
+                };
+                (n, errno)
+            }
+        };
+        by_pid.entry(pid).or_default().push(StraceCall {
+            pid,
+            name,
+            args,
+            ret,
+            errno,
+            line: raw.to_string(),
+        });
+    }
+    by_pid
+}
+
+/// Syscalls a lab makes on purpose: each one strace sees between a process's
+/// first and last step must be a step. (Writes to stdout/stderr are output.)
+pub const INTERESTING: &[&str] = &[
+    "pipe2",
+    "clone",
+    "read",
+    "write",
+    "close",
+    "wait4",
+    "mknodat",
+    "openat",
+    "unlink",
+    "rmdir",
+    "mkdir",
+    "fcntl",
+    "poll",
+    "kill",
+    "clock_nanosleep",
+    "socket",
+    "bind",
+    "listen",
+    "accept4",
+    "accept",
+    "connect",
+    "sendto",
+    "recvfrom",
+    "sendmsg",
+    "recvmsg",
+    "setsockopt",
+    "getsockname",
+    "shutdown",
+    "epoll_create1",
+    "epoll_ctl",
+    "epoll_wait",
+    "setresuid",
+    "setresgid",
+    "setgroups",
+    "exit_group",
+];
+
+/// Runs `ipclab --format json ARGS` under `strace -f` and checks, process
+/// by process, that every JSON step has its strace line in the same order
+/// with the same name, first descriptor argument, return value and errno;
+/// and that no interesting syscall between a process's first and last step
+/// went unprinted. Skips when strace is missing (fails in CI).
+pub fn strace_crosscheck(test: &str, args: &[&str], limit: Duration) -> Option<Run> {
+    if !have_tool("strace") {
+        skip(test, "needs strace (apt-get install strace)");
+        return None;
+    }
+    let dir = TempDir::new("strace");
+    let log = dir.path().join("strace.log");
+    let mut cmd = Command::new("strace");
+    cmd.arg("-f")
+        .arg("-qq")
+        .arg("-o")
+        .arg(&log)
+        .arg(env!("CARGO_BIN_EXE_ipclab"))
+        .arg("--format")
+        .arg("json")
+        .args(args);
+    let run = run_cmd(&mut cmd, limit);
+    let text = std::fs::read_to_string(&log).expect("strace log");
+    let traced = parse_strace(&text);
+    let steps = run.steps();
+    assert!(
+        !steps.is_empty(),
+        "{test}: no steps\n{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+    let mut by_pid: HashMap<i64, Vec<&Value>> = HashMap::new();
+    for s in &steps {
+        by_pid
+            .entry(s["pid"].as_i64().expect("pid"))
+            .or_default()
+            .push(s);
+    }
+    for (pid, psteps) in &by_pid {
+        let calls = traced
+            .get(pid)
+            .unwrap_or_else(|| panic!("{test}: strace saw no pid {pid}"));
+        // Match from the end: the runtime's own start-up calls (an
+        // rt_sigaction for SIGPIPE, say) come before the first step, never
+        // after the last, so the latest candidate is the step's own call.
+        let mut cursor = calls.len();
+        let mut matched_idx = Vec::new();
+        for s in psteps.iter().rev() {
+            let name = s["syscall"].as_str().expect("syscall");
+            let arg0 = s["args"][0].as_str().unwrap_or("");
+            let ret = s["ret"].as_i64();
+            let errno = s["errno"].as_str();
+            let comparable = !arg0.contains([',', '{', '"']);
+            let found = calls[..cursor].iter().rposition(|c| {
+                c.name == name
+                    && (!comparable || c.first_arg() == arg0)
+                    && (ret.is_none() || c.ret == ret)
+                    && (errno.is_none() || c.errno.as_deref() == errno)
+            });
+            match found {
+                Some(i) => {
+                    matched_idx.push(i);
+                    cursor = i;
+                }
+                None => panic!(
+                    "{test}: step #{} of pid {pid} has no strace line before position {cursor}: {s}\nstrace for pid {pid}:\n{}",
+                    s["seq"],
+                    calls.iter().map(|c| c.line.as_str()).collect::<Vec<_>>().join("\n")
+                ),
+            }
+        }
+        matched_idx.reverse();
+        // Reverse direction: nothing interesting in between went unprinted.
+        let (first, last) = (matched_idx[0], *matched_idx.last().expect("non-empty"));
+        for (i, c) in calls.iter().enumerate().take(last + 1).skip(first) {
+            if matched_idx.contains(&i) || !INTERESTING.contains(&c.name.as_str()) {
+                continue;
+            }
+            let fd = c.first_arg();
+            if (c.name == "write" || c.name == "read") && (fd == "0" || fd == "1" || fd == "2") {
+                continue;
+            }
+            panic!(
+                "{test}: pid {pid} made `{}` without printing a step",
+                c.line
+            );
+        }
+    }
+    Some(run)
+}
