@@ -134,7 +134,12 @@ pub struct SniffArgs {
     #[arg(long, value_enum)]
     pub proto: Option<SniffProto>,
     /// Stop after this many seconds even if fewer frames came (0.1 to 3600)
-    #[arg(short = 'W', long = "timeout", default_value_t = 10.0, value_name = "SECS")]
+    #[arg(
+        short = 'W',
+        long = "timeout",
+        default_value_t = 10.0,
+        value_name = "SECS"
+    )]
     pub timeout: f64,
 }
 

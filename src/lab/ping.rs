@@ -70,7 +70,9 @@ impl PingConfig {
         dgram: bool,
     ) -> Result<Self> {
         if host.is_empty() {
-            return Err(Error::usage("HOST is empty: give an address like 127.0.0.1 or ::1, or a name"));
+            return Err(Error::usage(
+                "HOST is empty: give an address like 127.0.0.1 or ::1, or a name",
+            ));
         }
         let target = match host.parse::<IpAddr>() {
             Ok(ip) => {
@@ -87,7 +89,9 @@ impl PingConfig {
             Err(_) => Target::Name(host.to_string()),
         };
         if !(1..=100_000).contains(&count) {
-            return Err(Error::usage(format!("-c {count}: give 1 to 100000 requests")));
+            return Err(Error::usage(format!(
+                "-c {count}: give 1 to 100000 requests"
+            )));
         }
         if !(0.01..=60.0).contains(&interval) {
             return Err(Error::usage(format!(
@@ -146,7 +150,11 @@ fn resolve(rec: &mut Recorder, cfg: &PingConfig) -> Result<IpAddr> {
     let Some(ip) = addrs.first().copied() else {
         return Err(Error::usage(format!(
             "{name}: no {} address for this name",
-            if cfg.family == Some(Family::V6) { "IPv6" } else { "IPv4" }
+            if cfg.family == Some(Family::V6) {
+                "IPv6"
+            } else {
+                "IPv4"
+            }
         )));
     };
     rec.message(format!(
@@ -185,7 +193,11 @@ pub fn drop_privileges(rec: &mut Recorder, what: &str) -> Result<()> {
         return Ok(());
     }
     creds::setgroups_empty(rec, "no supplementary groups: root's group list is dropped first, while CAP_SETGID is still ours")?;
-    creds::setresgid(rec, gid, "real, effective and saved gid all become SUDO_GID: no way back to gid 0")?;
+    creds::setresgid(
+        rec,
+        gid,
+        "real, effective and saved gid all become SUDO_GID: no way back to gid 0",
+    )?;
     creds::setresuid(rec, uid, "real, effective and saved uid all become SUDO_UID; the kernel clears every capability with it")?;
     creds::getresuid(rec)?;
     creds::getresgid(rec)?;
@@ -221,7 +233,9 @@ fn read_ping_group_range(rec: &mut Recorder) -> Option<String> {
     let mut buf = [0u8; 64];
     let n = file::read(rec, fd.as_fd(), &mut buf).ok();
     let _ = file::close(rec, fd);
-    let text = String::from_utf8_lossy(&buf[..n?]).trim().replace('\t', " ");
+    let text = String::from_utf8_lossy(&buf[..n?])
+        .trim()
+        .replace('\t', " ");
     Some(text)
 }
 
@@ -233,7 +247,11 @@ pub fn run(rec: &mut Recorder, cfg: &PingConfig) -> Result<()> {
         Family::V4 => (libc::AF_INET, libc::IPPROTO_ICMP),
         Family::V6 => (libc::AF_INET6, libc::IPPROTO_ICMPV6),
     };
-    let ty = if cfg.dgram { libc::SOCK_DGRAM } else { libc::SOCK_RAW };
+    let ty = if cfg.dgram {
+        libc::SOCK_DGRAM
+    } else {
+        libc::SOCK_RAW
+    };
     let what = match (cfg.dgram, family) {
         (false, Family::V4) => "a raw ICMP socket: every ICMP packet the host receives is copied here, IPv4 header included",
         (false, Family::V6) => "a raw ICMPv6 socket: ICMPv6 messages arrive without the IPv6 header",
@@ -342,7 +360,10 @@ impl<'c> Ping<'c> {
             if seq < self.cfg.count {
                 let spent = tx.elapsed();
                 if spent < self.cfg.interval {
-                    rec.note(format!("the rest of the {} s interval", self.cfg.interval.as_secs_f64()));
+                    rec.note(format!(
+                        "the rest of the {} s interval",
+                        self.cfg.interval.as_secs_f64()
+                    ));
                     process::clock_nanosleep(rec, self.cfg.interval - spent)?;
                 }
             }
@@ -403,7 +424,9 @@ impl<'c> Ping<'c> {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let ms = left.as_millis().clamp(1, u128::from(u16::MAX)) as u16;
-            rec.waiting(format!("waiting up to {ms} ms for the reply to icmp_seq={seq}"));
+            rec.waiting(format!(
+                "waiting up to {ms} ms for the reply to icmp_seq={seq}"
+            ));
             let ready = file::poll(rec, self.fd(), PollFlags::POLLIN, ms)?;
             if ready.is_empty() {
                 rec.message(format!(
@@ -562,7 +585,14 @@ fn explain(
             reply.message.len()
         )
     } else {
-        format!("{len} bytes of ICMP, no IP header{}", if rewritten.is_some() { " (ping socket)" } else { "" })
+        format!(
+            "{len} bytes of ICMP, no IP header{}",
+            if rewritten.is_some() {
+                " (ping socket)"
+            } else {
+                ""
+            }
+        )
     };
     let what = match reply.kind {
         Kind::EchoReply { id: rid, seq } if rid == id => {

@@ -155,7 +155,10 @@ impl Capture {
                 break;
             }
             let ms = left.as_millis().clamp(1, u128::from(u16::MAX)) as u16;
-            rec.waiting(format!("waiting up to {ms} ms for a frame on {}", self.iface));
+            rec.waiting(format!(
+                "waiting up to {ms} ms for a frame on {}",
+                self.iface
+            ));
             if file::poll(rec, self.fd(), PollFlags::POLLIN, ms)?.is_empty() {
                 continue;
             }
@@ -222,12 +225,28 @@ pub fn handshake(rec: &mut Recorder) -> Result<()> {
     let cap = Capture::open(rec, "lo", Some(Proto::Tcp))?;
     let lo = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
     let tcp = |rec: &mut Recorder, note: &str| {
-        raw::socket(rec, libc::AF_INET, libc::SOCK_STREAM, libc::IPPROTO_TCP, note)
+        raw::socket(
+            rec,
+            libc::AF_INET,
+            libc::SOCK_STREAM,
+            libc::IPPROTO_TCP,
+            note,
+        )
     };
     let listener = tcp(rec, "the server's TCP socket")?;
     raw::setsockopt(rec, listener.as_fd(), IntOpt::ReuseAddr, 1, "as servers do")?;
-    raw::bind(rec, listener.as_fd(), lo, "127.0.0.1, port 0: the kernel picks a free port")?;
-    raw::listen(rec, listener.as_fd(), 1, "the kernel now answers SYNs for this port by itself")?;
+    raw::bind(
+        rec,
+        listener.as_fd(),
+        lo,
+        "127.0.0.1, port 0: the kernel picks a free port",
+    )?;
+    raw::listen(
+        rec,
+        listener.as_fd(),
+        1,
+        "the kernel now answers SYNs for this port by itself",
+    )?;
     let addr = raw::getsockname(rec, listener.as_fd(), |a| format!("listening on {a}"))?;
     let client = tcp(rec, "the client's TCP socket")?;
     raw::connect(

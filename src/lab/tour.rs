@@ -33,9 +33,7 @@ fn needs_cap_net_raw() -> Option<String> {
     if cap_eff & (1 << CAP_NET_RAW) != 0 {
         None
     } else {
-        Some(
-            "needs CAP_NET_RAW for raw and packet sockets (run `sudo ipclab tour`)".to_string(),
-        )
+        Some("needs CAP_NET_RAW for raw and packet sockets (run `sudo ipclab tour`)".to_string())
     }
 }
 

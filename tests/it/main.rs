@@ -6,5 +6,7 @@ mod util;
 
 mod cli;
 mod fifo;
+mod ping;
 mod pipe;
+mod sniff;
 mod strace;
