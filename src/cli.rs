@@ -53,6 +53,10 @@ pub enum Command {
     Tcp(TcpArgs),
     /// UDP repeater: server, client or demo; no listen, accept or connect
     Udp(UdpArgs),
+    /// ICMP echo over a raw socket, like ping(8) [needs root or CAP_NET_RAW; --dgram does not]
+    Ping(PingArgs),
+    /// Capture frames with an AF_PACKET socket and decode each [needs root or CAP_NET_RAW]
+    Sniff(SniffArgs),
     /// Print shell completions for SHELL to stdout
     Completions {
         #[arg(value_enum)]
@@ -83,6 +87,64 @@ pub struct PipeArgs {
     /// Two-way talk needs two pipes, one per direction
     #[arg(long)]
     pub duplex: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PingArgs {
+    /// Address (127.0.0.1, ::1) or name to ping
+    pub host: String,
+    /// Stop after N echo requests
+    #[arg(short = 'c', default_value_t = 4, value_name = "N")]
+    pub count: u32,
+    /// Seconds between requests (0.01 to 60)
+    #[arg(short = 'i', default_value_t = 1.0, value_name = "SECS")]
+    pub interval: f64,
+    /// Bytes of echo data after the 8-byte ICMP header
+    #[arg(short = 's', default_value_t = 56, value_name = "SIZE")]
+    pub size: usize,
+    /// TTL (IPv4) or hop limit (IPv6) of the requests, 1 to 255
+    #[arg(short = 't', value_name = "TTL")]
+    pub ttl: Option<u16>,
+    /// Seconds to wait for each reply (0.001 to 60)
+    #[arg(short = 'W', default_value_t = 2.0, value_name = "SECS")]
+    pub timeout: f64,
+    /// IPv4 only
+    #[arg(short = '4', conflicts_with = "ipv6")]
+    pub ipv4: bool,
+    /// IPv6 only
+    #[arg(short = '6')]
+    pub ipv6: bool,
+    /// Use the unprivileged ICMP socket (SOCK_DGRAM), allowed by net.ipv4.ping_group_range
+    #[arg(long)]
+    pub dgram: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SniffProto {
+    Tcp,
+    Udp,
+    Icmp,
+}
+
+#[derive(Debug, Args)]
+pub struct SniffArgs {
+    /// Interface to capture on
+    #[arg(long, default_value = "lo", value_name = "IFACE")]
+    pub iface: String,
+    /// Stop after N frames
+    #[arg(short = 'c', default_value_t = 10, value_name = "N")]
+    pub count: u32,
+    /// Keep only this protocol (a BPF filter the kernel runs)
+    #[arg(long, value_enum)]
+    pub proto: Option<SniffProto>,
+    /// Stop after this many seconds even if fewer frames came (0.1 to 3600)
+    #[arg(
+        short = 'W',
+        long = "timeout",
+        default_value_t = 10.0,
+        value_name = "SECS"
+    )]
+    pub timeout: f64,
 }
 
 #[derive(Debug, Args)]

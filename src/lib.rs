@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod error;
 pub mod lab;
+pub mod packet;
 pub mod render;
 #[allow(unsafe_code)]
 pub mod sys;

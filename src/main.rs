@@ -5,9 +5,11 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
-use ipclab::cli::{Cli, Command, FifoAction, Format, ServerModel, TcpAction, UdpAction};
+use ipclab::cli::{
+    Cli, Command, FifoAction, Format, ServerModel, SniffProto, TcpAction, UdpAction,
+};
 use ipclab::error::{Error, Result};
-use ipclab::lab::{self, fifo, pipe, repeater, tcp, udp};
+use ipclab::lab::{self, fifo, ping, pipe, repeater, sniff, tcp, udp};
 use ipclab::trace::{Recorder, TraceOptions};
 
 fn main() -> ExitCode {
@@ -90,6 +92,26 @@ fn run(rec: &mut Recorder, command: Command) -> Result<()> {
         }
         Command::Tcp(a) => run_tcp(rec, a.action),
         Command::Udp(a) => run_udp(rec, a.action),
+        Command::Ping(a) => {
+            let family = match (a.ipv4, a.ipv6) {
+                (true, _) => Some(ipclab::packet::icmp::Family::V4),
+                (_, true) => Some(ipclab::packet::icmp::Family::V6),
+                _ => None,
+            };
+            let cfg = ping::PingConfig::new(
+                &a.host, family, a.count, a.interval, a.size, a.ttl, a.timeout, a.dgram,
+            )?;
+            single(rec, "ping", |r| ping::run(r, &cfg))
+        }
+        Command::Sniff(a) => {
+            let proto = a.proto.map(|p| match p {
+                SniffProto::Tcp => ipclab::packet::Proto::Tcp,
+                SniffProto::Udp => ipclab::packet::Proto::Udp,
+                SniffProto::Icmp => ipclab::packet::Proto::Icmp,
+            });
+            let cfg = sniff::SniffConfig::new(&a.iface, a.count, proto, a.timeout)?;
+            single(rec, "sniff", |r| sniff::run(r, &cfg))
+        }
         Command::Completions { .. } | Command::Man => Ok(()),
     }
 }

@@ -1,8 +1,10 @@
 //! One module per subcommand. Experiments call `sys` and never print.
 
 pub mod fifo;
+pub mod ping;
 pub mod pipe;
 pub mod repeater;
+pub mod sniff;
 pub mod tcp;
 pub mod tour;
 pub mod udp;

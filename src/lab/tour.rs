@@ -2,7 +2,7 @@
 //! in one command, section by section, then a summary table.
 
 use crate::error::{Error, Result};
-use crate::lab::{fifo, pipe, run_section, tcp, udp};
+use crate::lab::{fifo, ping, pipe, run_section, sniff, tcp, udp};
 use crate::trace::{Recorder, SummaryRow};
 
 /// One section of the tour.
@@ -16,6 +16,33 @@ pub struct Section {
 
 fn never() -> Option<String> {
     None
+}
+
+/// CAP_NET_RAW's bit in the capability sets (linux/capability.h).
+const CAP_NET_RAW: u32 = 13;
+
+/// Why raw and packet sockets cannot be opened here, if they cannot: reads
+/// the effective capability set from /proc/self/status (not a lab step; no
+/// socket is tried).
+fn needs_cap_net_raw() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let cap_eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())?;
+    if cap_eff & (1 << CAP_NET_RAW) != 0 {
+        None
+    } else {
+        Some("needs CAP_NET_RAW for raw and packet sockets (run `sudo ipclab tour`)".to_string())
+    }
+}
+
+fn ping_loopback(rec: &mut Recorder) -> Result<()> {
+    let mut cfg = ping::PingConfig::new("127.0.0.1", None, 3, 0.2, 56, None, 2.0, false)?;
+    // The tour keeps its privileges for the sections after this one;
+    // `sudo ipclab ping` shows the drop back to the invoking user.
+    cfg.drop_privileges = false;
+    ping::run(rec, &cfg)
 }
 
 fn pipe_mode(rec: &mut Recorder, mode: pipe::PipeMode) -> Result<()> {
@@ -93,6 +120,18 @@ pub fn sections() -> Vec<Section> {
             title: "the notes' UDP repeater: no listen, accept or connect; a lost reply ends in a timeout",
             skip: never,
             run: udp::demo,
+        },
+        Section {
+            name: "ping",
+            title: "raw ICMP echo to 127.0.0.1: checksums, sequence numbers, TTL, kernel-timestamped RTTs",
+            skip: needs_cap_net_raw,
+            run: ping_loopback,
+        },
+        Section {
+            name: "sniff",
+            title: "an AF_PACKET socket on lo watches a TCP handshake: SYN, SYN-ACK, ACK behind connect and accept",
+            skip: needs_cap_net_raw,
+            run: sniff::handshake,
         },
     ]
 }

@@ -9,8 +9,10 @@
 //! and through `libc` where we need control over an argument strace shows
 //! (a NULL where nix passes a pointer, say).
 
+pub mod creds;
 pub mod file;
 pub mod process;
+pub mod raw;
 pub mod socket;
 
 use std::os::fd::{AsRawFd, FromRawFd};

@@ -6,7 +6,9 @@ mod util;
 
 mod cli;
 mod fifo;
+mod ping;
 mod pipe;
+mod sniff;
 mod strace;
 mod tcp;
 mod udp;

@@ -1,0 +1,740 @@
+//! Sockets below TCP and UDP: raw ICMP/ICMPv6, the unprivileged ICMP
+//! "ping" socket, and `AF_PACKET` capture — socket, setsockopt, sendto,
+//! recvmsg (with the kernel's receive timestamp), getsockname, ioctl
+//! (SIOCGIFINDEX), bind and recvfrom with a `sockaddr_ll`. Also the few TCP
+//! calls (bind, listen, connect, accept4) the sniff lab uses to make a
+//! handshake to capture.
+//!
+//! Raw and packet sockets need CAP_NET_RAW; without it `socket(2)` fails
+//! with EPERM. See <https://man7.org/linux/man-pages/man7/raw.7.html>,
+//! <https://man7.org/linux/man-pages/man7/packet.7.html>,
+//! <https://man7.org/linux/man-pages/man7/icmp.7.html>.
+
+use std::io::IoSliceMut;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::sys::socket::{self as sock, sockopt, ControlMessageOwned, MsgFlags, SockaddrStorage};
+
+use crate::error::SysError;
+use crate::trace::names::{self, quote};
+use crate::trace::{Call, Recorder, Shown};
+
+/// Corresponds to `socket(2)`: `socket(domain, ty, protocol)` exactly as
+/// given (`protocol` already in network order for `AF_PACKET`).
+/// See <https://man7.org/linux/man-pages/man2/socket.2.html>.
+///
+/// # Errors
+/// `EPERM` (raw or packet socket without CAP_NET_RAW), `EACCES` (ping
+/// socket outside `net.ipv4.ping_group_range`), `EAFNOSUPPORT` (no IPv6),
+/// `EMFILE`.
+pub fn socket(
+    rec: &mut Recorder,
+    domain: i32,
+    ty: i32,
+    protocol: i32,
+    note: &str,
+) -> Result<OwnedFd, SysError> {
+    rec.call(
+        Call::new("socket").changes_fds(),
+        || {
+            // SAFETY: socket(2) takes plain integers and returns a new
+            // descriptor or -1; no memory is shared with the kernel.
+            let fd = unsafe { libc::socket(domain, ty, protocol) };
+            Errno::result(fd).map(|fd| {
+                // SAFETY: `fd` was just returned by socket(2), is open and
+                // owned by nobody else.
+                unsafe { OwnedFd::from_raw_fd(fd) }
+            })
+        },
+        |r| {
+            let ret = r.as_ref().map_or(-1, |fd| i64::from(fd.as_raw_fd()));
+            Shown::new(
+                vec![
+                    names::address_family(domain),
+                    names::socket_type(ty),
+                    names::protocol(domain, protocol),
+                ],
+                ret,
+                format!("fd {ret}: {note}"),
+            )
+        },
+    )
+}
+
+fn sol_name(level: i32) -> &'static str {
+    match level {
+        libc::SOL_SOCKET => "SOL_SOCKET",
+        libc::SOL_IP => "SOL_IP",
+        libc::SOL_IPV6 => "SOL_IPV6",
+        _ => "?",
+    }
+}
+
+/// An integer socket option ipclab sets, with strace's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntOpt {
+    /// `SO_TIMESTAMPNS`: stamp each arriving packet (CLOCK_REALTIME, ns).
+    TimestampNs,
+    /// `IP_TTL`: the TTL of what this socket sends.
+    IpTtl,
+    /// `IPV6_UNICAST_HOPS`: the hop limit of what this socket sends.
+    Ipv6UnicastHops,
+    /// `IP_RECVTTL`: deliver each packet's TTL as a control message.
+    IpRecvTtl,
+    /// `IPV6_RECVHOPLIMIT`: deliver each packet's hop limit as a control message.
+    Ipv6RecvHopLimit,
+    /// `SO_REUSEADDR`.
+    ReuseAddr,
+}
+
+impl IntOpt {
+    fn names(self) -> (i32, &'static str) {
+        match self {
+            // strace ≥ 5.x names option 35 on x86-64 SO_TIMESTAMPNS_OLD
+            // (the y2038-safe one is SO_TIMESTAMPNS_NEW); glibc's
+            // SO_TIMESTAMPNS is the old one on 64-bit.
+            IntOpt::TimestampNs => (libc::SOL_SOCKET, "SO_TIMESTAMPNS_OLD"),
+            IntOpt::IpTtl => (libc::SOL_IP, "IP_TTL"),
+            IntOpt::Ipv6UnicastHops => (libc::SOL_IPV6, "IPV6_UNICAST_HOPS"),
+            IntOpt::IpRecvTtl => (libc::SOL_IP, "IP_RECVTTL"),
+            IntOpt::Ipv6RecvHopLimit => (libc::SOL_IPV6, "IPV6_RECVHOPLIMIT"),
+            IntOpt::ReuseAddr => (libc::SOL_SOCKET, "SO_REUSEADDR"),
+        }
+    }
+}
+
+/// Corresponds to `setsockopt(2)` with an `int` value.
+/// See <https://man7.org/linux/man-pages/man2/setsockopt.2.html>.
+///
+/// # Errors
+/// `EINVAL` (a value out of range, e.g. TTL 0), `ENOPROTOOPT`.
+pub fn setsockopt(
+    rec: &mut Recorder,
+    fd: BorrowedFd<'_>,
+    opt: IntOpt,
+    value: i32,
+    note: &str,
+) -> Result<(), SysError> {
+    let raw = fd.as_raw_fd();
+    let (level, name) = opt.names();
+    let on = value != 0;
+    rec.call(
+        Call::new("setsockopt"),
+        || match opt {
+            IntOpt::TimestampNs => sock::setsockopt(&fd, sockopt::ReceiveTimestampns, &on),
+            IntOpt::IpTtl => sock::setsockopt(&fd, sockopt::Ipv4Ttl, &value),
+            IntOpt::Ipv6UnicastHops => sock::setsockopt(&fd, sockopt::Ipv6Ttl, &value),
+            IntOpt::IpRecvTtl => sock::setsockopt(&fd, sockopt::Ipv4RecvTtl, &on),
+            IntOpt::Ipv6RecvHopLimit => sock::setsockopt(&fd, sockopt::Ipv6RecvHopLimit, &on),
+            IntOpt::ReuseAddr => sock::setsockopt(&fd, sockopt::ReuseAddr, &on),
+        },
+        |_| {
+            Shown::new(
+                vec![
+                    raw.to_string(),
+                    sol_name(level).into(),
+                    name.into(),
+                    format!("[{value}]"),
+                    "4".into(),
+                ],
+                0,
+                note,
+            )
+        },
+    )
+}
+
+/// Corresponds to `setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, …)`: the
+/// kernel runs this classic BPF program on each packet and queues only
+/// what it accepts. See <https://man7.org/linux/man-pages/man7/socket.7.html>.
+///
+/// # Errors
+/// `EINVAL` (a program the kernel's checker rejects), `ENOMEM`.
+pub fn attach_filter(
+    rec: &mut Recorder,
+    fd: BorrowedFd<'_>,
+    prog: &[crate::packet::filter::Insn],
+    note: &str,
+) -> Result<(), SysError> {
+    let raw = fd.as_raw_fd();
+    let mut insns: Vec<libc::sock_filter> = prog
+        .iter()
+        .map(|i| libc::sock_filter {
+            code: i.code,
+            jt: i.jt,
+            jf: i.jf,
+            k: i.k,
+        })
+        .collect();
+    let fprog = libc::sock_fprog {
+        len: insns.len() as u16,
+        filter: insns.as_mut_ptr(),
+    };
+    let size = std::mem::size_of::<libc::sock_fprog>();
+    rec.call(
+        Call::new("setsockopt"),
+        || {
+            // SAFETY: `fprog` points at `insns`, which lives until the call
+            // returns; the kernel copies the program and keeps no pointer.
+            let rc = unsafe {
+                libc::setsockopt(
+                    raw,
+                    libc::SOL_SOCKET,
+                    libc::SO_ATTACH_FILTER,
+                    std::ptr::from_ref(&fprog).cast(),
+                    size as libc::socklen_t,
+                )
+            };
+            Errno::result(rc).map(drop)
+        },
+        |_| {
+            Shown::new(
+                vec![
+                    raw.to_string(),
+                    "SOL_SOCKET".into(),
+                    "SO_ATTACH_FILTER".into(),
+                    format!("{{len={}, filter={:p}}}", insns.len(), insns.as_ptr()),
+                    size.to_string(),
+                ],
+                0,
+                note,
+            )
+        },
+    )
+}
+
+/// The address as the C struct of its family, so the length passed is
+/// 16 or 28 (a `SockaddrStorage` would pass 128 for IPv6).
+enum Sockaddr {
+    V4(sock::SockaddrIn),
+    V6(sock::SockaddrIn6),
+}
+
+impl Sockaddr {
+    fn like(&self) -> &dyn sock::SockaddrLike {
+        match self {
+            Sockaddr::V4(a) => a,
+            Sockaddr::V6(a) => a,
+        }
+    }
+}
+
+fn storage(addr: SocketAddr) -> Sockaddr {
+    match addr {
+        SocketAddr::V4(a) => Sockaddr::V4(a.into()),
+        SocketAddr::V6(a) => Sockaddr::V6(a.into()),
+    }
+}
+
+/// A `SockaddrStorage` holding an IPv4 or IPv6 address, as a `SocketAddr`.
+fn to_socket_addr(s: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(a) = s.as_sockaddr_in() {
+        return Some(SocketAddr::V4(SocketAddrV4::new(a.ip(), a.port())));
+    }
+    s.as_sockaddr_in6().map(|a| {
+        SocketAddr::V6(SocketAddrV6::new(
+            a.ip(),
+            a.port(),
+            a.flowinfo(),
+            a.scope_id(),
+        ))
+    })
+}
+
+/// Corresponds to `sendto(2)`: one datagram or ICMP message to `dst`.
+/// See <https://man7.org/linux/man-pages/man2/sendto.2.html>.
+///
+/// # Errors
+/// `EHOSTUNREACH`, `ENETUNREACH`, `EMSGSIZE`, `EACCES` (broadcast), `ENOBUFS`.
+pub fn sendto(
+    rec: &mut Recorder,
+    fd: BorrowedFd<'_>,
+    data: &[u8],
+    dst: SocketAddr,
+    note: &str,
+) -> Result<usize, SysError> {
+    let raw = fd.as_raw_fd();
+    let sa = storage(dst);
+    rec.call(
+        Call::new("sendto"),
+        || sock::sendto(raw, data, sa.like(), MsgFlags::empty()),
+        |r| {
+            let ret = r.as_ref().map_or(-1, |n| *n as i64);
+            Shown::new(
+                vec![
+                    raw.to_string(),
+                    quote(data),
+                    data.len().to_string(),
+                    "0".into(),
+                    names::sockaddr(&dst),
+                    names::sockaddr_len(&dst).to_string(),
+                ],
+                ret,
+                note,
+            )
+        },
+    )
+}
+
+/// What [`recvmsg`] received besides the bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Received {
+    pub len: usize,
+    pub from: Option<SocketAddr>,
+    /// The kernel's receive time (`SCM_TIMESTAMPNS`, CLOCK_REALTIME) since the epoch.
+    pub stamp: Option<Duration>,
+    /// `IP_TTL` / `IPV6_HOPLIMIT` control message.
+    pub ttl: Option<u8>,
+    /// `MSG_TRUNC`: the packet was longer than the buffer.
+    pub truncated: bool,
+}
+
+/// Corresponds to `recvmsg(2)` with room for a timestamp and a TTL control
+/// message. `explain` writes the note from what arrived (called only when
+/// the step is shown). See <https://man7.org/linux/man-pages/man2/recvmsg.2.html>.
+///
+/// # Errors
+/// `EAGAIN` (non-blocking or SO_RCVTIMEO), `EINTR`.
+pub fn recvmsg(
+    rec: &mut Recorder,
+    fd: BorrowedFd<'_>,
+    buf: &mut [u8],
+    explain: impl FnOnce(&Received, &[u8]) -> String,
+) -> Result<Received, SysError> {
+    let raw = fd.as_raw_fd();
+    let cap = buf.len();
+    let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec, libc::c_int);
+    let call = Call::new("recvmsg").may_wait(raw.to_string(), "waiting for a packet");
+    let pending = rec.begin(call);
+    let result = {
+        let mut iov = [IoSliceMut::new(buf)];
+        sock::recvmsg::<SockaddrStorage>(raw, &mut iov, Some(&mut cmsg), MsgFlags::empty()).map(
+            |m| {
+                let mut got = Received {
+                    len: m.bytes,
+                    from: m.address.as_ref().and_then(to_socket_addr),
+                    truncated: m.flags.contains(MsgFlags::MSG_TRUNC),
+                    ..Received::default()
+                };
+                let mut cmsgs = Vec::new();
+                let mut controllen = 0;
+                if let Ok(it) = m.cmsgs() {
+                    for c in it {
+                        match c {
+                            ControlMessageOwned::ScmTimestampns(ts) => {
+                                got.stamp = Some(Duration::new(
+                                    ts.tv_sec().max(0) as u64,
+                                    ts.tv_nsec().clamp(0, 999_999_999) as u32,
+                                ));
+                                controllen += 32;
+                                cmsgs.push(format!(
+                                    "{{cmsg_len=32, cmsg_level=SOL_SOCKET, cmsg_type=SO_TIMESTAMPNS_OLD, cmsg_data={{tv_sec={}, tv_nsec={}}}}}",
+                                    ts.tv_sec(),
+                                    ts.tv_nsec()
+                                ));
+                            }
+                            ControlMessageOwned::Ipv4Ttl(t) => {
+                                got.ttl = u8::try_from(t).ok();
+                                controllen += 24;
+                                cmsgs.push(format!(
+                                    "{{cmsg_len=20, cmsg_level=SOL_IP, cmsg_type=IP_TTL, cmsg_data=[{t}]}}"
+                                ));
+                            }
+                            ControlMessageOwned::Ipv6HopLimit(t) => {
+                                got.ttl = u8::try_from(t).ok();
+                                controllen += 24;
+                                cmsgs.push(format!(
+                                    "{{cmsg_len=20, cmsg_level=SOL_IPV6, cmsg_type=IPV6_HOPLIMIT, cmsg_data=[{t}]}}"
+                                ));
+                            }
+                            _ => cmsgs.push("{…}".into()),
+                        }
+                    }
+                }
+                (got, cmsgs, controllen)
+            },
+        )
+    };
+    rec.end(pending, result, |r| match r {
+        Ok((got, cmsgs, controllen)) => {
+            let name = got.from.map_or("NULL".to_string(), |a| names::sockaddr(&a));
+            let namelen = got.from.map_or(0, |a| names::sockaddr_len(&a));
+            let msg = format!(
+                "{{msg_name={name}, msg_namelen={namelen}, msg_iov=[{{iov_base={}, iov_len={cap}}}], msg_iovlen=1, msg_control=[{}], msg_controllen={}, msg_flags={}}}",
+                quote(&buf[..got.len.min(cap)]),
+                cmsgs.join(", "),
+                controllen,
+                if got.truncated { "MSG_TRUNC" } else { "0" }
+            );
+            let note = explain(got, &buf[..got.len.min(cap)]);
+            Shown::new(vec![raw.to_string(), msg, "0".into()], got.len as i64, note)
+        }
+        Err(_) => Shown::new(vec![raw.to_string(), "0x…".into(), "0".into()], -1, ""),
+    })
+    .map(|(got, _, _)| got)
+}
+
+/// Corresponds to `getsockname(2)`: the address the kernel gave the socket.
+/// See <https://man7.org/linux/man-pages/man2/getsockname.2.html>.
+///
+/// # Errors
+/// `EBADF`, `ENOTSOCK`.
+pub fn getsockname(
+    rec: &mut Recorder,
+    fd: BorrowedFd<'_>,
+    note: impl FnOnce(&SocketAddr) -> String,
+) -> Result<SocketAddr, SysError> {
+    let raw = fd.as_raw_fd();
+    rec.call(
+        Call::new("getsockname"),
+        || {
+            sock::getsockname::<SockaddrStorage>(raw)
+                .and_then(|s| to_socket_addr(&s).ok_or(Errno::EAFNOSUPPORT))
+        },
+        |r| match r {
+            Ok(a) => Shown::new(
+                vec![
+                    raw.to_string(),
+                    names::sockaddr(a),
+                    format!("[{}]", names::sockaddr_len(a)),
+                ],
+                0,
+                note(a),
+            ),
+            Err(_) => Shown::new(vec![raw.to_string(), "0x…".into(), "0x…".into()], -1, ""),
+        },
+    )
+}
+
+/// Corresponds to `ioctl(fd, SIOCGIFINDEX, &ifr)`: an interface's index by
+/// name — what `if_nametoindex(3)` does on a socket of its own.
+/// See <https://man7.org/linux/man-pages/man7/netdevice.7.html>.
+///
+/// # Errors
+/// `ENODEV` (no such interface).
+pub fn ioctl_siocgifindex(
+    rec: &mut Recorder,
+    fd: BorrowedFd<'_>,
+    ifname: &str,
+) -> Result<i32, SysError> {
+    let raw = fd.as_raw_fd();
+    let bytes = ifname.as_bytes();
+    if bytes.is_empty() || bytes.len() >= libc::IFNAMSIZ || bytes.contains(&0) {
+        return Err(SysError {
+            call: "ioctl",
+            errno: Errno::EINVAL,
+        });
+    }
+    // SAFETY: ifreq is plain old data; all-zero bytes are a valid value.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in ifr.ifr_name.iter_mut().zip(bytes) {
+        *dst = *src as libc::c_char;
+    }
+    let name_arg = format!("ifr_name={}", quote(bytes));
+    rec.call(
+        Call::new("ioctl"),
+        || {
+            // SAFETY: `ifr` is a valid, NUL-terminated ifreq that outlives
+            // the call; SIOCGIFINDEX writes only ifr_ifindex inside it.
+            let rc = unsafe { libc::ioctl(raw, libc::SIOCGIFINDEX, &mut ifr) };
+            Errno::result(rc)?;
+            // SAFETY: on success SIOCGIFINDEX filled the ifru_ifindex member.
+            Ok(unsafe { ifr.ifr_ifru.ifru_ifindex })
+        },
+        |r| {
+            let arg = match r {
+                Ok(i) => format!("{{{name_arg}, ifr_ifindex={i}}}"),
+                Err(_) => format!("{{{name_arg}}}"),
+            };
+            let note = match r {
+                Ok(i) => format!("interface {ifname} has index {i}"),
+                Err(_) => String::new(),
+            };
+            Shown::new(vec![raw.to_string(), "SIOCGIFINDEX".into(), arg], 0, note)
+        },
+    )
+}
+
+fn ethertype(p: u16) -> String {
+    match i32::from(p) {
+        libc::ETH_P_ALL => "htons(ETH_P_ALL)".into(),
+        libc::ETH_P_IP => "htons(ETH_P_IP)".into(),
+        libc::ETH_P_IPV6 => "htons(ETH_P_IPV6)".into(),
+        libc::ETH_P_ARP => "htons(ETH_P_ARP)".into(),
+        other => format!("htons({other:#06x})"),
+    }
+}
+
+/// `sll_pkttype` → its C name, and the direction it means.
+pub fn pkttype(t: u8) -> (&'static str, &'static str) {
+    match t {
+        libc::PACKET_HOST => ("PACKET_HOST", "in"),
+        libc::PACKET_BROADCAST => ("PACKET_BROADCAST", "in (broadcast)"),
+        libc::PACKET_MULTICAST => ("PACKET_MULTICAST", "in (multicast)"),
+        libc::PACKET_OTHERHOST => ("PACKET_OTHERHOST", "for another host"),
+        libc::PACKET_OUTGOING => ("PACKET_OUTGOING", "out"),
+        _ => ("?", "?"),
+    }
+}
+
+fn hatype(t: u16) -> String {
+    match t {
+        libc::ARPHRD_ETHER => "ARPHRD_ETHER".into(),
+        libc::ARPHRD_LOOPBACK => "ARPHRD_LOOPBACK".into(),
+        libc::ARPHRD_NETROM => "ARPHRD_NETROM".into(),
+        other => other.to_string(),
+    }
+}
+
+fn ifindex_arg(index: i32, ifname: Option<&str>) -> String {
+    match ifname {
+        Some(n) => format!("if_nametoindex({})", quote(n.as_bytes())),
+        None => index.to_string(),
+    }
+}
+
+/// Corresponds to `bind(2)` of an `AF_PACKET` socket to one interface:
+/// from now on only its frames are queued.
+/// See <https://man7.org/linux/man-pages/man7/packet.7.html>.
+///
+/// # Errors
+/// `ENODEV`, `ENETDOWN`.
+pub fn bind_ll(
+    rec: &mut Recorder,
+    fd: BorrowedFd<'_>,
+    ifindex: i32,
+    ifname: &str,
+    note: &str,
+) -> Result<(), SysError> {
+    let raw = fd.as_raw_fd();
+    // SAFETY: sockaddr_ll is plain old data; all-zero bytes are a valid value.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
+    sll.sll_ifindex = ifindex;
+    let len = std::mem::size_of::<libc::sockaddr_ll>();
+    rec.call(
+        Call::new("bind"),
+        || {
+            // SAFETY: `sll` is a valid sockaddr_ll of `len` bytes that
+            // outlives the call; bind(2) only reads it.
+            let rc = unsafe {
+                libc::bind(
+                    raw,
+                    std::ptr::from_ref(&sll).cast(),
+                    len as libc::socklen_t,
+                )
+            };
+            Errno::result(rc).map(drop)
+        },
+        |_| {
+            let addr = format!(
+                "{{sa_family=AF_PACKET, sll_protocol=htons(ETH_P_ALL), sll_ifindex={}, sll_hatype=ARPHRD_NETROM, sll_pkttype=PACKET_HOST, sll_halen=0}}",
+                ifindex_arg(ifindex, Some(ifname))
+            );
+            Shown::new(vec![raw.to_string(), addr, len.to_string()], 0, note)
+        },
+    )
+}
+
+/// Where a captured frame came from: `struct sockaddr_ll`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkFrom {
+    pub protocol: u16,
+    pub ifindex: i32,
+    pub hatype: u16,
+    pub pkttype: u8,
+}
+
+/// Corresponds to `recvfrom(2)` on an `AF_PACKET` socket: one frame, and
+/// in the `sockaddr_ll` the interface and direction it went.
+/// `explain` writes the note from the frame.
+///
+/// # Errors
+/// `EAGAIN`, `EINTR`, `ENETDOWN`.
+pub fn recvfrom_ll(
+    rec: &mut Recorder,
+    fd: BorrowedFd<'_>,
+    buf: &mut [u8],
+    bound: (i32, &str),
+    explain: impl FnOnce(&LinkFrom, &[u8]) -> String,
+) -> Result<(usize, LinkFrom), SysError> {
+    let raw = fd.as_raw_fd();
+    let cap = buf.len();
+    let call = Call::new("recvfrom").may_wait(raw.to_string(), "waiting for a frame");
+    let pending = rec.begin(call);
+    let result = sock::recvfrom::<sock::LinkAddr>(raw, buf).map(|(n, a)| {
+        let from = a.map_or(
+            LinkFrom {
+                protocol: 0,
+                ifindex: 0,
+                hatype: 0,
+                pkttype: 0,
+            },
+            |a| LinkFrom {
+                protocol: u16::from_be(a.protocol()),
+                ifindex: a.ifindex() as i32,
+                hatype: a.hatype(),
+                pkttype: a.pkttype(),
+            },
+        );
+        (n, from)
+    });
+    rec.end(pending, result, |r| match r {
+        Ok((n, from)) => {
+            let data = &buf[..(*n).min(cap)];
+            let name = (from.ifindex == bound.0).then_some(bound.1);
+            let addr = format!(
+                "{{sa_family=AF_PACKET, sll_protocol={}, sll_ifindex={}, sll_hatype={}, sll_pkttype={}, sll_halen=6, sll_addr=[…]}}",
+                ethertype(from.protocol),
+                ifindex_arg(from.ifindex, name),
+                hatype(from.hatype),
+                pkttype(from.pkttype).0
+            );
+            let note = explain(from, data);
+            Shown::new(
+                vec![
+                    raw.to_string(),
+                    quote(data),
+                    cap.to_string(),
+                    "0".into(),
+                    addr,
+                    "[20]".into(),
+                ],
+                *n as i64,
+                note,
+            )
+        }
+        Err(_) => Shown::new(
+            vec![
+                raw.to_string(),
+                "0x…".into(),
+                cap.to_string(),
+                "0".into(),
+                "0x…".into(),
+                "0x…".into(),
+            ],
+            -1,
+            "",
+        ),
+    })
+}
+
+/// Corresponds to `bind(2)` of an IP socket.
+/// See <https://man7.org/linux/man-pages/man2/bind.2.html>.
+///
+/// # Errors
+/// `EADDRINUSE`, `EACCES` (a port below 1024), `EADDRNOTAVAIL`.
+pub fn bind(
+    rec: &mut Recorder,
+    fd: BorrowedFd<'_>,
+    addr: SocketAddr,
+    note: &str,
+) -> Result<(), SysError> {
+    let raw = fd.as_raw_fd();
+    let sa = storage(addr);
+    rec.call(
+        Call::new("bind"),
+        || sock::bind(raw, sa.like()),
+        |_| {
+            Shown::new(
+                vec![
+                    raw.to_string(),
+                    names::sockaddr(&addr),
+                    names::sockaddr_len(&addr).to_string(),
+                ],
+                0,
+                note,
+            )
+        },
+    )
+}
+
+/// Corresponds to `listen(2)`. See <https://man7.org/linux/man-pages/man2/listen.2.html>.
+///
+/// # Errors
+/// `EADDRINUSE`, `EOPNOTSUPP`.
+pub fn listen(
+    rec: &mut Recorder,
+    fd: BorrowedFd<'_>,
+    backlog: i32,
+    note: &str,
+) -> Result<(), SysError> {
+    let raw = fd.as_raw_fd();
+    rec.call(
+        Call::new("listen"),
+        || {
+            let b = sock::Backlog::new(backlog).map_err(|_| Errno::EINVAL)?;
+            sock::listen(&fd, b)
+        },
+        |_| Shown::new(vec![raw.to_string(), backlog.to_string()], 0, note),
+    )
+}
+
+/// Corresponds to `connect(2)`. See <https://man7.org/linux/man-pages/man2/connect.2.html>.
+///
+/// # Errors
+/// `ECONNREFUSED`, `ETIMEDOUT`, `ENETUNREACH`, `EINTR`.
+pub fn connect(
+    rec: &mut Recorder,
+    fd: BorrowedFd<'_>,
+    addr: SocketAddr,
+    note: &str,
+) -> Result<(), SysError> {
+    let raw = fd.as_raw_fd();
+    let sa = storage(addr);
+    rec.call(
+        Call::new("connect").may_wait(raw.to_string(), "waiting for the handshake"),
+        || sock::connect(raw, sa.like()),
+        |_| {
+            Shown::new(
+                vec![
+                    raw.to_string(),
+                    names::sockaddr(&addr),
+                    names::sockaddr_len(&addr).to_string(),
+                ],
+                0,
+                note,
+            )
+        },
+    )
+}
+
+/// Corresponds to `accept4(2)` with SOCK_CLOEXEC and no peer address.
+/// See <https://man7.org/linux/man-pages/man2/accept.2.html>.
+///
+/// # Errors
+/// `EAGAIN` (non-blocking, nobody waiting), `EINTR`, `EMFILE`.
+pub fn accept4(rec: &mut Recorder, fd: BorrowedFd<'_>, note: &str) -> Result<OwnedFd, SysError> {
+    let raw = fd.as_raw_fd();
+    rec.call(
+        Call::new("accept4")
+            .may_wait(raw.to_string(), "waiting for a client")
+            .changes_fds(),
+        || sock::accept4(fd, sock::SockFlag::SOCK_CLOEXEC),
+        |r| {
+            let ret = r.as_ref().map_or(-1, |f| i64::from(f.as_raw_fd()));
+            Shown::new(
+                vec![
+                    raw.to_string(),
+                    "NULL".into(),
+                    "NULL".into(),
+                    "SOCK_CLOEXEC".into(),
+                ],
+                ret,
+                format!("fd {ret}: {note}"),
+            )
+        },
+    )
+}
+
+/// The unspecified address of the family of `ip`, port 0.
+pub fn any_addr(ip: IpAddr) -> SocketAddr {
+    match ip {
+        IpAddr::V4(_) => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+        IpAddr::V6(_) => SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0),
+    }
+}
