@@ -87,6 +87,20 @@ pub fn check_message(msg: &str, allow_empty: bool) -> Result<Vec<u8>> {
     Ok(msg.as_bytes().to_vec())
 }
 
+/// The address a socket bound to `asked` really has: with port 0 the kernel
+/// chose the port, and a recorded getsockname() says which.
+pub fn local_address(
+    rec: &mut crate::trace::Recorder,
+    fd: std::os::fd::BorrowedFd<'_>,
+    asked: &SocketAddr,
+) -> Result<SocketAddr> {
+    if asked.port() != 0 {
+        return Ok(*asked);
+    }
+    rec.note("port 0 asked the kernel to choose a free port: getsockname() tells which");
+    Ok(crate::sys::socket::getsockname(rec, fd)?.unwrap_or(*asked))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

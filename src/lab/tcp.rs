@@ -133,13 +133,7 @@ pub fn listener(
         return Err(Error::SysHint(e, hint));
     }
     socket::listen(rec, fd.as_fd(), backlog)?;
-    let mut local = *addr;
-    if addr.port() == 0 {
-        rec.note("port 0 asked the kernel to choose a free port: getsockname() tells which");
-        if let Some(a) = socket::getsockname(rec, fd.as_fd())? {
-            local = a;
-        }
-    }
+    let local = repeater::local_address(rec, fd.as_fd(), addr)?;
     Ok((fd, local))
 }
 

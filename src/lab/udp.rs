@@ -80,13 +80,7 @@ pub fn bound_socket(rec: &mut Recorder, addr: &SocketAddr) -> Result<(OwnedFd, S
         };
         return Err(Error::SysHint(e, hint));
     }
-    let mut local = *addr;
-    if addr.port() == 0 {
-        rec.note("port 0 asked the kernel to choose a free port: getsockname() tells which");
-        if let Some(a) = socket::getsockname(rec, fd.as_fd())? {
-            local = a;
-        }
-    }
+    let local = repeater::local_address(rec, fd.as_fd(), addr)?;
     Ok((fd, local))
 }
 
