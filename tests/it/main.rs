@@ -6,6 +6,7 @@ mod util;
 
 mod cli;
 mod fifo;
+mod golden;
 mod ping;
 mod pipe;
 mod sniff;
