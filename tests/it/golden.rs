@@ -49,7 +49,11 @@ fn per_process(stdout: &str) -> Vec<String> {
 fn normalise(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for line in text.lines() {
-        let mut l = line.to_string();
+        // Notes are indented to the width of "[pid N] ", which varies with N.
+        let mut l = match line.strip_prefix(' ') {
+            Some(_) => format!("    {}", line.trim_start()),
+            None => line.to_string(),
+        };
         // <0.000012> → <T>
         while let Some(i) = l.find(" <0.").or_else(|| l.find(" <1.")) {
             let Some(j) = l[i..].find('>') else { break };
