@@ -133,6 +133,6 @@ fn normalising_hides_only_what_varies() {
     let t = normalise("[pid 7] read(3, \"x\", 1) = 1 <0.000012>\n  fds: pipe:[1234] (read end) /tmp/ipclab-77-ab12/fifo\n");
     assert_eq!(
         t,
-        "[pid 7] read(3, \"x\", 1) = 1 <T>\n  fds: pipe:[N] (read end) /tmp/ipclab-DIR/fifo\n"
+        "[pid 7] read(3, \"x\", 1) = 1 <T>\n    fds: pipe:[N] (read end) /tmp/ipclab-DIR/fifo\n"
     );
 }
