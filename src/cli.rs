@@ -117,6 +117,9 @@ pub struct PingArgs {
     /// Use the unprivileged ICMP socket (SOCK_DGRAM), allowed by net.ipv4.ping_group_range
     #[arg(long)]
     pub dgram: bool,
+    /// Set no ICMP_FILTER: the raw socket then also gets our own requests on loopback
+    #[arg(long)]
+    pub no_filter: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

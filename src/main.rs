@@ -98,9 +98,10 @@ fn run(rec: &mut Recorder, command: Command) -> Result<()> {
                 (_, true) => Some(ipclab::packet::icmp::Family::V6),
                 _ => None,
             };
-            let cfg = ping::PingConfig::new(
+            let mut cfg = ping::PingConfig::new(
                 &a.host, family, a.count, a.interval, a.size, a.ttl, a.timeout, a.dgram,
             )?;
+            cfg.kernel_filter = !a.no_filter;
             single(rec, "ping", |r| ping::run(r, &cfg))
         }
         Command::Sniff(a) => {

@@ -1,6 +1,14 @@
 //! ICMP echo, as ping(8) does it: socket(SOCK_RAW, IPPROTO_ICMP[V6]) →
 //! (under sudo: setgroups → setresgid → setresuid) → setsockopt
-//! SO_TIMESTAMPNS → for each request: sendto → poll → recvmsg … → summary.
+//! ICMP_FILTER / ICMP6_FILTER → setsockopt SO_TIMESTAMPNS → rt_sigaction
+//! SIGINT → sendto every -i seconds, and between sends poll → recvmsg … →
+//! after the last send, poll → recvmsg until every request is answered or
+//! -W has passed → summary → rt_sigaction SIGINT (default again) → close.
+//!
+//! The schedule is iputils': a request goes out every -i seconds whatever
+//! came back, so a lost reply never delays the next request; replies are
+//! matched to their request by id and seq whenever they arrive. Ctrl-C
+//! interrupts the wait (EINTR), stops sending and prints the statistics.
 //!
 //! With `--dgram`, the unprivileged "ping socket"
 //! socket(SOCK_DGRAM, IPPROTO_ICMP): allowed only to groups in
@@ -18,9 +26,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::poll::PollFlags;
+use nix::sys::signal::Signal;
 
 use crate::error::{Error, Result};
 use crate::packet::icmp::{self, Family, Kind};
+use crate::sys::process::Disposition;
 use crate::sys::raw::{self, IntOpt};
 use crate::sys::{creds, file, process};
 use crate::trace::Recorder;
@@ -51,6 +61,8 @@ pub struct PingConfig {
     pub dgram: bool,
     /// Drop back to SUDO_UID/SUDO_GID after opening the socket.
     pub drop_privileges: bool,
+    /// Set ICMP_FILTER / ICMP6_FILTER on a raw socket (off: `--no-filter`).
+    pub kernel_filter: bool,
 }
 
 /// The largest echo data: 65535 minus the IPv4 (20) and ICMP (8) headers.
@@ -123,6 +135,7 @@ impl PingConfig {
             timeout: Duration::from_secs_f64(timeout),
             dgram,
             drop_privileges: true,
+            kernel_filter: true,
         })
     }
 }
@@ -270,10 +283,28 @@ pub fn run(rec: &mut Recorder, cfg: &PingConfig) -> Result<()> {
         drop_privileges(rec, "the raw socket")?;
     }
     let mut ping = Ping::new(rec, cfg, ip, family, fd);
-    let result = ping.setup(rec).and_then(|()| ping.run(rec));
+    let mut result = ping.setup(rec).and_then(|()| ping.run(rec));
+    if ping.catching {
+        rec.note("SIGINT gets its default action back: Ctrl-C ends the process again");
+        let restored = process::sigaction(rec, Signal::SIGINT, Disposition::Default);
+        result = result.and(restored.map_err(Error::from));
+    }
     rec.note("the socket is closed; nothing more arrives for this process");
     let closed = file::close(rec, ping.fd);
     result.and(closed.map_err(Error::from))
+}
+
+/// One echo request's bookkeeping, indexed by its full sequence number.
+#[derive(Debug, Clone, Copy, Default)]
+struct Request {
+    /// Wall-clock send time: the RTT is the kernel's receive stamp minus it.
+    sent: Option<SystemTime>,
+    /// When its -W runs out.
+    deadline: Option<Instant>,
+    /// A reply came (later ones are duplicates).
+    replied: bool,
+    /// A reply or an ICMP error about it came: nothing more to wait for.
+    answered: bool,
 }
 
 /// One ping run's state.
@@ -286,8 +317,11 @@ struct Ping<'c> {
     id: u16,
     /// The id we wrote into requests (a ping socket replaces it).
     our_id: u16,
-    sent: Vec<Option<SystemTime>>,
-    received: Vec<bool>,
+    requests: Vec<Request>,
+    /// The first request whose -W deadline has not been looked at yet.
+    unchecked: u32,
+    /// SIGINT is caught (and must be given back its default at the end).
+    catching: bool,
     transmitted: u32,
     replies: u32,
     dups: u32,
@@ -306,8 +340,9 @@ impl<'c> Ping<'c> {
             fd,
             id,
             our_id: id,
-            sent: vec![None; n],
-            received: vec![false; n],
+            requests: vec![Request::default(); n],
+            unchecked: 1,
+            catching: false,
             transmitted: 0,
             replies: 0,
             dups: 0,
@@ -322,6 +357,23 @@ impl<'c> Ping<'c> {
 
     fn setup(&mut self, rec: &mut Recorder) -> Result<()> {
         let fd = self.fd.as_fd();
+        if self.cfg.kernel_filter && !self.cfg.dgram {
+            let pass = icmp::passed_types(self.family);
+            match self.family {
+                Family::V4 => raw::setsockopt_icmp_filter(
+                    rec,
+                    fd,
+                    icmp::icmp_filter(pass),
+                    "the kernel now drops every ICMP type but echo reply, destination unreachable and time exceeded before it reaches this socket, as iputils ping's ICMP_FILTER does; without it the raw socket gets a copy of every ICMP message the host receives — on loopback our own requests too (see --no-filter). Other pings' replies still get through: ids are checked here",
+                )?,
+                Family::V6 => raw::setsockopt_icmp6_filter(
+                    rec,
+                    fd,
+                    icmp::icmp6_filter(pass),
+                    "option 1 of SOL_ICMPV6 is ICMP6_FILTER (strace prints the number): one bit per ICMPv6 type, a set bit blocks it; only echo reply (129), destination unreachable (1) and time exceeded (3) get through. Without it the socket gets every ICMPv6 message — on loopback our own requests, neighbour discovery too (see --no-filter). Other pings' replies still get through: ids are checked here",
+                )?,
+            }
+        }
         raw::setsockopt(
             rec,
             fd,
@@ -342,6 +394,9 @@ impl<'c> Ping<'c> {
             (Family::V6, _) => raw::setsockopt(rec, fd, IntOpt::Ipv6RecvHopLimit, 1, "ICMPv6 arrives without the IPv6 header: ask for each reply's hop limit as a control message")?,
             _ => {}
         }
+        rec.note("Ctrl-C now interrupts the wait (no SA_RESTART): ping stops sending and prints its statistics, as iputils ping does");
+        process::sigaction(rec, Signal::SIGINT, Disposition::Catch)?;
+        self.catching = true;
         Ok(())
     }
 
@@ -352,20 +407,55 @@ impl<'c> Ping<'c> {
             Family::V4 => format!("PING {ip} ({ip}) {size}({}) bytes of data.", size + 28),
             Family::V6 => format!("PING {ip} ({ip}) {size} data bytes"),
         });
+        let interval = self.cfg.interval;
+        let mut buf = vec![0u8; self.cfg.size + 8 + 60 + 64];
         let start = Instant::now();
-        for seq in 1..=self.cfg.count {
-            let tx = Instant::now();
-            self.send(rec, seq)?;
-            self.await_reply(rec, seq)?;
-            if seq < self.cfg.count {
-                let spent = tx.elapsed();
-                if spent < self.cfg.interval {
-                    rec.note(format!(
-                        "the rest of the {} s interval",
-                        self.cfg.interval.as_secs_f64()
-                    ));
-                    process::clock_nanosleep(rec, self.cfg.interval - spent)?;
+        let mut next_send = start;
+        while process::caught_signal().is_none() {
+            let now = Instant::now();
+            let sending = self.transmitted < self.cfg.count;
+            if sending && now >= next_send {
+                self.send(rec, self.transmitted + 1)?;
+                // Kept on the grid start + k·interval, so the gaps average
+                // -i exactly; a run that fell behind (--step) starts afresh.
+                next_send += interval;
+                let after = Instant::now();
+                if next_send < after {
+                    next_send = after + interval;
                 }
+                continue;
+            }
+            let due = self.check_deadlines(rec, now);
+            let wake = match (sending, due) {
+                (true, Some((_, d))) => next_send.min(d),
+                (true, None) => next_send,
+                (false, Some((_, d))) => d,
+                // Every request is answered or past its -W.
+                (false, None) => break,
+            };
+            // poll counts whole milliseconds: round up, never wake early.
+            let left = wake.saturating_duration_since(now);
+            let ms = left.as_micros().div_ceil(1000).min(u128::from(u16::MAX)) as u16;
+            if rec.tracing() {
+                rec.waiting(match due {
+                    Some((seq, d)) if d <= wake => {
+                        format!("waiting up to {ms} ms for the reply to icmp_seq={seq} (-W)")
+                    }
+                    _ => format!(
+                        "waiting up to {ms} ms for replies, until icmp_seq={} is due",
+                        self.transmitted + 1
+                    ),
+                });
+                rec.note_err(
+                    "Ctrl-C (SIGINT) interrupted the wait: no more requests; the statistics follow",
+                );
+            }
+            match file::poll(rec, self.fd(), PollFlags::POLLIN, ms) {
+                Ok(ready) if ready.is_empty() => {}
+                Ok(_) => self.receive(rec, &mut buf)?,
+                // The loop's condition sees the signal.
+                Err(e) if e.errno == Errno::EINTR => {}
+                Err(e) => return Err(e.into()),
             }
         }
         self.summary(rec, start.elapsed());
@@ -375,34 +465,45 @@ impl<'c> Ping<'c> {
         Ok(())
     }
 
+    /// Says which requests went unanswered for -W, once each; returns the
+    /// first request still waited for, with its deadline.
+    fn check_deadlines(&mut self, rec: &mut Recorder, now: Instant) -> Option<(u32, Instant)> {
+        while self.unchecked <= self.transmitted {
+            let seq = self.unchecked;
+            let r = self.requests[seq as usize];
+            match r.deadline {
+                Some(d) if !r.answered && d > now => return Some((seq, d)),
+                Some(_) if !r.answered => rec.message(format!(
+                    "no reply to icmp_seq={seq} within {} s (-W)",
+                    self.cfg.timeout.as_secs_f64()
+                )),
+                _ => {}
+            }
+            self.unchecked += 1;
+        }
+        None
+    }
+
     fn send(&mut self, rec: &mut Recorder, seq: u32) -> Result<()> {
         let seq16 = seq as u16; // wraps after 65535, as ping's does
+        let (family, dgram, id) = (self.family, self.cfg.dgram, self.id);
+        let mut msg = icmp::echo_request(family, id, seq16, &icmp::payload(self.cfg.size, None));
+        let dst = SocketAddr::new(self.ip, 0);
+        let r = &mut self.requests[seq as usize];
+        r.deadline = Some(Instant::now() + self.cfg.timeout);
+        // The send time goes in last, just before sendto, as iputils does.
         let now = SystemTime::now();
         let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
-        let data = icmp::payload(
-            self.cfg.size,
-            Some((since.as_secs() as i64, i64::from(since.subsec_micros()))),
+        icmp::stamp(
+            family,
+            &mut msg,
+            since.as_secs() as i64,
+            i64::from(since.subsec_micros()),
         );
-        let msg = icmp::echo_request(self.family, self.id, seq16, &data);
-        let sum = icmp::checksum_field(&msg);
-        let note = match (self.family, self.cfg.dgram) {
-            (Family::V4, false) => format!(
-                "echo request id={:#06x} icmp_seq={seq}, checksum {sum:#06x} (RFC 1071, over the {}-byte message); the kernel adds the IPv4 header",
-                self.id,
-                msg.len()
-            ),
-            (Family::V6, false) => format!(
-                "ICMPv6 echo request id={:#06x} icmp_seq={seq}, checksum left 0: the kernel fills it (it covers a pseudo-header with the source address it picks)",
-                self.id
-            ),
-            (_, true) => format!(
-                "echo request with our id {:#06x} and checksum {sum:#06x} — a ping socket overwrites both: the id becomes the socket's own, the checksum is recomputed",
-                self.id
-            ),
-        };
-        let dst = SocketAddr::new(self.ip, 0);
-        self.sent[seq as usize] = Some(now);
-        raw::sendto(rec, self.fd(), &msg, dst, &note)?;
+        r.sent = Some(now);
+        raw::sendto(rec, self.fd.as_fd(), &msg, dst, || {
+            send_note(family, dgram, id, seq, &msg)
+        })?;
         self.transmitted += 1;
         if self.cfg.dgram && seq == 1 {
             let a = raw::getsockname(rec, self.fd(), |a| {
@@ -417,32 +518,10 @@ impl<'c> Ping<'c> {
         Ok(())
     }
 
-    /// Waits up to -W for the reply to `seq`, showing whatever else arrives.
-    fn await_reply(&mut self, rec: &mut Recorder, seq: u32) -> Result<()> {
-        let deadline = Instant::now() + self.cfg.timeout;
-        let mut buf = vec![0u8; self.cfg.size + 8 + 60 + 64];
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let ms = left.as_millis().clamp(1, u128::from(u16::MAX)) as u16;
-            rec.waiting(format!(
-                "waiting up to {ms} ms for the reply to icmp_seq={seq}"
-            ));
-            let ready = file::poll(rec, self.fd(), PollFlags::POLLIN, ms)?;
-            if ready.is_empty() {
-                rec.message(format!(
-                    "no reply to icmp_seq={seq} within {} s (-W)",
-                    self.cfg.timeout.as_secs_f64()
-                ));
-                return Ok(());
-            }
-            if self.receive(rec, &mut buf)? == Some(seq) {
-                return Ok(());
-            }
-        }
-    }
-
-    /// One recvmsg; returns the seq it answered, if it was our reply or error.
-    fn receive(&mut self, rec: &mut Recorder, buf: &mut [u8]) -> Result<Option<u32>> {
+    /// One recvmsg: a reply (on time, late, or a duplicate) or an ICMP
+    /// error about one of our requests is counted and printed; the rest is
+    /// only explained in the step's note.
+    fn receive(&mut self, rec: &mut Recorder, buf: &mut [u8]) -> Result<()> {
         let family = self.family;
         let with_ip = family == Family::V4 && !self.cfg.dgram;
         let id = self.id;
@@ -452,7 +531,7 @@ impl<'c> Ping<'c> {
         })?;
         let bytes = &buf[..got.len.min(buf.len())];
         let Ok(reply) = icmp::parse(family, with_ip, bytes) else {
-            return Ok(None);
+            return Ok(());
         };
         let from = reply
             .ip
@@ -463,11 +542,11 @@ impl<'c> Ping<'c> {
         match reply.kind {
             Kind::EchoReply { id: rid, seq } if rid == id => {
                 let seq = self.seq_of(seq);
-                let Some(sent) = self.sent.get(seq as usize).copied().flatten() else {
-                    return Ok(None);
+                let Some(sent) = self.requests.get(seq as usize).and_then(|r| r.sent) else {
+                    return Ok(());
                 };
                 let rtt = rtt_ms(sent, got.stamp);
-                let dup = self.received[seq as usize];
+                let dup = self.requests[seq as usize].replied;
                 let mut line = format!(
                     "{} bytes from {from}: icmp_seq={seq}{} time={}",
                     reply.message.len(),
@@ -478,7 +557,9 @@ impl<'c> Ping<'c> {
                     self.dups += 1;
                     line.push_str(" (DUP!)");
                 } else {
-                    self.received[seq as usize] = true;
+                    let r = &mut self.requests[seq as usize];
+                    r.replied = true;
+                    r.answered = true;
                     self.replies += 1;
                     self.rtts.push(rtt);
                 }
@@ -494,7 +575,7 @@ impl<'c> Ping<'c> {
                     }
                 }
                 rec.message(line);
-                Ok((!dup).then_some(seq))
+                Ok(())
             }
             Kind::Unreachable {
                 quoted: Some((qid, qseq)),
@@ -505,14 +586,17 @@ impl<'c> Ping<'c> {
                 ..
             } if qid == id => {
                 let seq = self.seq_of(qseq);
+                if let Some(r) = self.requests.get_mut(seq as usize) {
+                    r.answered = true;
+                }
                 self.errors += 1;
                 rec.message(format!(
                     "From {from} icmp_seq={seq} {}",
                     icmp::error_text(family, &reply.kind)
                 ));
-                Ok(Some(seq))
+                Ok(())
             }
-            _ => Ok(None),
+            _ => Ok(()),
         }
     }
 
@@ -561,6 +645,23 @@ impl<'c> Ping<'c> {
             ));
         }
         rec.message(text);
+    }
+}
+
+/// The note under an echo request's sendto.
+fn send_note(family: Family, dgram: bool, id: u16, seq: u32, msg: &[u8]) -> String {
+    let sum = icmp::checksum_field(msg);
+    match (family, dgram) {
+        (Family::V4, false) => format!(
+            "echo request id={id:#06x} icmp_seq={seq}, checksum {sum:#06x} (RFC 1071, over the {}-byte message); the kernel adds the IPv4 header",
+            msg.len()
+        ),
+        (Family::V6, false) => format!(
+            "ICMPv6 echo request id={id:#06x} icmp_seq={seq}, checksum left 0: the kernel fills it (it covers a pseudo-header with the source address it picks)"
+        ),
+        (_, true) => format!(
+            "echo request with our id {id:#06x} and checksum {sum:#06x} — a ping socket overwrites both: the id becomes the socket's own, the checksum is recomputed"
+        ),
     }
 }
 
@@ -613,7 +714,7 @@ fn explain(
             format!("echo reply for id {rid:#06x}: another ping's (a raw socket sees them all); skipped")
         }
         Kind::EchoRequest { id: rid, seq } if rid == id => format!(
-            "our own echo request seq={seq}, looped back: on loopback a raw socket also gets a copy of the request it sent; skipped"
+            "our own echo request seq={seq}, looped back: on loopback a raw socket also gets a copy of the request it sent (no ICMP_FILTER keeps it out: --no-filter); skipped here, by type and id"
         ),
         Kind::EchoRequest { id: rid, .. } => {
             format!("someone's echo request (id {rid:#06x}); skipped")

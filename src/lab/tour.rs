@@ -42,6 +42,12 @@ fn ping_loopback(rec: &mut Recorder) -> Result<()> {
     // The tour keeps its privileges for the sections after this one;
     // `sudo ipclab ping` shows the drop back to the invoking user.
     cfg.drop_privileges = false;
+    // The tour keeps the raw socket's lesson in view: without ICMP_FILTER it
+    // receives its own request on loopback. `ipclab ping` sets the filter.
+    cfg.kernel_filter = false;
+    rec.message(
+        "this section runs `ipclab ping --no-filter`: without the ICMP_FILTER that ping sets by default, the raw socket also receives its own request",
+    );
     ping::run(rec, &cfg)
 }
 

@@ -64,6 +64,22 @@ pub fn echo_request(family: Family, id: u16, seq: u16, payload: &[u8]) -> Vec<u8
     out
 }
 
+/// Writes the send time into a built echo request (the first 16 data
+/// bytes, as [`payload`] lays them out) and, for IPv4, recomputes the
+/// checksum. ping builds the packet first and stamps it last, just before
+/// sendto, as iputils does, so that building it is not part of the RTT.
+pub fn stamp(family: Family, message: &mut [u8], sec: i64, usec: i64) {
+    if message.len() < HEADER_LEN + TIMEVAL_LEN {
+        return;
+    }
+    message[HEADER_LEN..HEADER_LEN + 8].copy_from_slice(&sec.to_ne_bytes());
+    message[HEADER_LEN + 8..HEADER_LEN + 16].copy_from_slice(&usec.to_ne_bytes());
+    if family == Family::V4 {
+        let sum = checksum(message);
+        message[2..4].copy_from_slice(&sum.to_be_bytes());
+    }
+}
+
 /// The checksum field of a built or received message.
 pub fn checksum_field(message: &[u8]) -> u16 {
     match message {
@@ -291,6 +307,36 @@ pub fn error_text(family: Family, kind: &Kind) -> String {
     }
 }
 
+/// The ICMP types ping lets through the kernel filter: echo replies and the
+/// two errors it reports (destination unreachable, time exceeded).
+pub fn passed_types(family: Family) -> &'static [u8] {
+    match family {
+        Family::V4 => &[0, 3, 11],
+        Family::V6 => &[129, 1, 3],
+    }
+}
+
+/// The value of `ICMP_FILTER` (raw(7), `struct icmp_filter`): bit `t` set
+/// means type `t` is dropped before it reaches the socket. Only types below
+/// 32 can be filtered; the kernel passes the rest.
+pub fn icmp_filter(pass: &[u8]) -> u32 {
+    !pass
+        .iter()
+        .filter(|t| **t < 32)
+        .fold(0u32, |m, t| m | (1 << t))
+}
+
+/// The value of `ICMP6_FILTER` (RFC 3542 §3.2, `struct icmp6_filter`): 256
+/// bits in eight 32-bit words, word `t >> 5`, bit `t & 31`; a set bit blocks
+/// type `t`. Everything is blocked except `pass`.
+pub fn icmp6_filter(pass: &[u8]) -> [u32; 8] {
+    let mut words = [u32::MAX; 8];
+    for t in pass {
+        words[usize::from(t >> 5)] &= !(1u32 << (t & 31));
+    }
+    words
+}
+
 /// The loopback address of a family, for defaults and tests.
 pub fn loopback(family: Family) -> IpAddr {
     match family {
@@ -302,6 +348,33 @@ pub fn loopback(family: Family) -> IpAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stamping_a_built_request_equals_building_it_stamped() {
+        for fam in [Family::V4, Family::V6] {
+            let want = echo_request(fam, 0x1234, 7, &payload(56, Some((1_700_000_000, 123_456))));
+            let mut got = echo_request(fam, 0x1234, 7, &payload(56, None));
+            stamp(fam, &mut got, 1_700_000_000, 123_456);
+            assert_eq!(got, want, "{fam:?}");
+        }
+        let mut short = echo_request(Family::V4, 1, 1, &payload(8, None));
+        let before = short.clone();
+        stamp(Family::V4, &mut short, 1, 2);
+        assert_eq!(short, before, "no room for a timeval: left as is");
+    }
+
+    #[test]
+    fn kernel_filters_pass_only_replies_and_reported_errors() {
+        // iputils passes 0 3 4 5 11 12; ping here reports 0, 3 and 11.
+        assert_eq!(icmp_filter(passed_types(Family::V4)), !0x0809);
+        let f = icmp6_filter(passed_types(Family::V6));
+        assert_eq!(f[0], !0b1010, "types 1 and 3 pass");
+        assert_eq!(f[4], !0b10, "type 129 (echo reply) passes");
+        assert!(f
+            .iter()
+            .enumerate()
+            .all(|(i, w)| i == 0 || i == 4 || *w == u32::MAX));
+    }
 
     /// An echo reply from 127.0.0.1 as a raw IPv4 socket returns it
     /// (captured on this machine, id 0x1234, seq 1, 8 data bytes).

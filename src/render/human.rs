@@ -154,6 +154,7 @@ mod tests {
             outcome,
             ret_note: None,
             elapsed: Duration::from_micros(12),
+            at: Duration::from_micros(345),
             note: "fd 3 reads, fd 4 writes".into(),
         }
     }

@@ -23,6 +23,7 @@ pub fn render(ev: &Event<'_>) -> String {
             "ret_note": s.ret_note,
             "note": s.note,
             "elapsed_us": s.elapsed.as_micros() as u64,
+            "t_us": s.at.as_micros() as u64,
         }),
         // The step itself follows when the call returns; JSON readers want one line per call.
         Event::Waiting { .. } => return String::new(),

@@ -147,6 +147,137 @@ pub fn setsockopt(
     )
 }
 
+/// strace's names for the bits of `ICMP_FILTER` (its `icmpfilterflags`).
+const ICMP_TYPE_NAMES: [(u8, &str); 13] = [
+    (0, "ICMP_ECHOREPLY"),
+    (3, "ICMP_DEST_UNREACH"),
+    (4, "ICMP_SOURCE_QUENCH"),
+    (5, "ICMP_REDIRECT"),
+    (8, "ICMP_ECHO"),
+    (11, "ICMP_TIME_EXCEEDED"),
+    (12, "ICMP_PARAMETERPROB"),
+    (13, "ICMP_TIMESTAMP"),
+    (14, "ICMP_TIMESTAMPREPLY"),
+    (15, "ICMP_INFO_REQUEST"),
+    (16, "ICMP_INFO_REPLY"),
+    (17, "ICMP_ADDRESS"),
+    (18, "ICMP_ADDRESSREPLY"),
+];
+
+/// An `ICMP_FILTER` value as strace (6.x) prints it: the complement of the
+/// types that pass, `~[ICMP_ECHOREPLY ICMP_DEST_UNREACH]`.
+pub fn icmp_filter_notation(data: u32) -> String {
+    let pass = !data;
+    let mut parts: Vec<String> = Vec::new();
+    let mut rest = pass;
+    for (t, name) in ICMP_TYPE_NAMES {
+        if pass & (1 << t) != 0 {
+            parts.push(name.into());
+            rest &= !(1 << t);
+        }
+    }
+    if rest != 0 {
+        parts.push(format!("{rest:#x}"));
+    }
+    format!("~[{}]", parts.join(" "))
+}
+
+/// Corresponds to `setsockopt(fd, SOL_RAW, ICMP_FILTER, &filter, 4)` on a
+/// raw IPv4 ICMP socket: the kernel drops every ICMP type whose bit is set
+/// in `data` before queueing it here. See
+/// <https://man7.org/linux/man-pages/man7/raw.7.html>.
+///
+/// # Errors
+/// `EOPNOTSUPP` on anything but a raw `IPPROTO_ICMP` socket (a ping socket).
+pub fn setsockopt_icmp_filter(
+    rec: &mut Recorder,
+    fd: BorrowedFd<'_>,
+    data: u32,
+    note: &str,
+) -> Result<(), SysError> {
+    let raw = fd.as_raw_fd();
+    const ICMP_FILTER: libc::c_int = 1; // <linux/icmp.h>
+    rec.call(
+        Call::new("setsockopt"),
+        || {
+            // SAFETY: `data` is the 4-byte `struct icmp_filter`, alive until
+            // the call returns; the kernel copies it.
+            let rc = unsafe {
+                libc::setsockopt(
+                    raw,
+                    libc::SOL_RAW,
+                    ICMP_FILTER,
+                    std::ptr::from_ref(&data).cast(),
+                    4,
+                )
+            };
+            Errno::result(rc).map(drop)
+        },
+        |_| {
+            Shown::new(
+                vec![
+                    raw.to_string(),
+                    "SOL_RAW".into(),
+                    "ICMP_FILTER".into(),
+                    icmp_filter_notation(data),
+                    "4".into(),
+                ],
+                0,
+                note,
+            )
+        },
+    )
+}
+
+/// Corresponds to `setsockopt(fd, IPPROTO_ICMPV6, ICMP6_FILTER, &filter, 32)`
+/// on a raw ICMPv6 socket: the kernel drops every ICMPv6 type whose bit is
+/// set. strace 6.1 has no name for this option and prints it as the number
+/// 1 with the 32 bytes as a string, so ipclab does the same. See
+/// <https://man7.org/linux/man-pages/man7/raw.7.html> and RFC 3542 §3.2.
+///
+/// # Errors
+/// `EINVAL` on a socket that is not raw ICMPv6.
+pub fn setsockopt_icmp6_filter(
+    rec: &mut Recorder,
+    fd: BorrowedFd<'_>,
+    words: [u32; 8],
+    note: &str,
+) -> Result<(), SysError> {
+    let raw = fd.as_raw_fd();
+    const ICMP6_FILTER: libc::c_int = 1; // <netinet/icmp6.h>
+    let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
+    rec.call(
+        Call::new("setsockopt"),
+        || {
+            // SAFETY: `bytes` holds the 32-byte `struct icmp6_filter` (eight
+            // native-endian words) and lives until the call returns.
+            let rc = unsafe {
+                libc::setsockopt(
+                    raw,
+                    libc::SOL_ICMPV6,
+                    ICMP6_FILTER,
+                    bytes.as_ptr().cast(),
+                    bytes.len() as libc::socklen_t,
+                )
+            };
+            Errno::result(rc).map(drop)
+        },
+        |_| {
+            Shown::new(
+                vec![
+                    raw.to_string(),
+                    "SOL_ICMPV6".into(),
+                    "1".into(),
+                    quote(&bytes),
+                    bytes.len().to_string(),
+                ],
+                0,
+                note,
+            )
+        },
+    )
+}
+
 /// Corresponds to `setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, …)`: the
 /// kernel runs this classic BPF program on each packet and queues only
 /// what it accepts. See <https://man7.org/linux/man-pages/man7/socket.7.html>.
@@ -249,12 +380,14 @@ fn to_socket_addr(s: &SockaddrStorage) -> Option<SocketAddr> {
 ///
 /// # Errors
 /// `EHOSTUNREACH`, `ENETUNREACH`, `EMSGSIZE`, `EACCES` (broadcast), `ENOBUFS`.
+/// `note` is only called when the step is shown, so a timed path (ping's
+/// send stamp → sendto) formats nothing under `--quiet`.
 pub fn sendto(
     rec: &mut Recorder,
     fd: BorrowedFd<'_>,
     data: &[u8],
     dst: SocketAddr,
-    note: &str,
+    note: impl FnOnce() -> String,
 ) -> Result<usize, SysError> {
     let raw = fd.as_raw_fd();
     let sa = storage(dst);
@@ -273,7 +406,7 @@ pub fn sendto(
                     names::sockaddr_len(&dst).to_string(),
                 ],
                 ret,
-                note,
+                note(),
             )
         },
     )
@@ -736,5 +869,21 @@ pub fn any_addr(ip: IpAddr) -> SocketAddr {
     match ip {
         IpAddr::V4(_) => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
         IpAddr::V6(_) => SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn icmp_filter_reads_as_strace_prints_it() {
+        // strace 6.1 on iputils ping: `~[ICMP_ECHOREPLY ICMP_DEST_UNREACH …]`.
+        let data = !((1u32 << 0) | (1 << 3) | (1 << 11));
+        assert_eq!(
+            icmp_filter_notation(data),
+            "~[ICMP_ECHOREPLY ICMP_DEST_UNREACH ICMP_TIME_EXCEEDED]"
+        );
+        assert_eq!(icmp_filter_notation(!(1u32 << 31)), "~[0x80000000]");
     }
 }

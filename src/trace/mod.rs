@@ -137,6 +137,8 @@ pub struct Recorder {
     pending_err_note: Option<String>,
     pending_wait: Option<String>,
     can_pause: bool,
+    /// When the run started: steps carry their start time relative to it.
+    origin: Instant,
 }
 
 impl Recorder {
@@ -154,6 +156,7 @@ impl Recorder {
             pending_err_note: None,
             pending_wait: None,
             can_pause,
+            origin: Instant::now(),
         }
     }
 
@@ -247,7 +250,7 @@ impl Recorder {
                 None => Outcome::Ret(shown.ret),
                 Some(e) => Outcome::Err(e),
             };
-            self.emit(&call, shown, outcome, elapsed);
+            self.emit(&call, shown, outcome, pending.start, elapsed);
         } else {
             self.clear_pending();
         }
@@ -284,7 +287,7 @@ impl Recorder {
                         Ok(_) => Outcome::Ret(shown.ret),
                         Err(e) => Outcome::Err(*e),
                     };
-                    self.emit_numbered(seq, &call, shown, outcome, elapsed);
+                    self.emit_numbered(seq, &call, shown, outcome, start, elapsed);
                 } else {
                     self.clear_pending();
                 }
@@ -309,7 +312,14 @@ impl Recorder {
         self.count(false);
         if self.tracing() {
             let shown = Shown::new(args, 0, note);
-            self.emit(&call, shown, Outcome::Unknown, std::time::Duration::ZERO);
+            let now = Instant::now();
+            self.emit(
+                &call,
+                shown,
+                Outcome::Unknown,
+                now,
+                std::time::Duration::ZERO,
+            );
         } else {
             self.clear_pending();
         }
@@ -392,10 +402,17 @@ impl Recorder {
         }
     }
 
-    fn emit(&mut self, call: &Call, shown: Shown, outcome: Outcome, elapsed: std::time::Duration) {
+    fn emit(
+        &mut self,
+        call: &Call,
+        shown: Shown,
+        outcome: Outcome,
+        start: Instant,
+        elapsed: std::time::Duration,
+    ) {
         use std::sync::atomic::Ordering::Relaxed;
         let seq = self.counters.seq.fetch_add(1, Relaxed) + 1;
-        self.emit_numbered(seq, call, shown, outcome, elapsed);
+        self.emit_numbered(seq, call, shown, outcome, start, elapsed);
     }
 
     fn emit_numbered(
@@ -404,6 +421,7 @@ impl Recorder {
         call: &Call,
         shown: Shown,
         outcome: Outcome,
+        start: Instant,
         elapsed: std::time::Duration,
     ) {
         let note = match outcome {
@@ -423,6 +441,7 @@ impl Recorder {
             outcome,
             ret_note: shown.ret_note,
             elapsed,
+            at: start.saturating_duration_since(self.origin),
             note,
         };
         self.out.emit(&Event::Step(&step));

@@ -35,6 +35,9 @@ pub struct Step {
     /// strace's annotation after the return value, e.g. `(Timeout)` for poll.
     pub ret_note: Option<String>,
     pub elapsed: Duration,
+    /// When the call started, since the recorder was created (the run's start;
+    /// forked children inherit it, CLOCK_MONOTONIC being system-wide).
+    pub at: Duration,
     /// One line on what happened and why it matters.
     pub note: String,
 }
