@@ -379,8 +379,7 @@ fn python_server(test: &str) -> Option<(std::process::Child, u16)> {
 
 #[test]
 fn tcp_client_talks_to_an_independent_python_server() {
-    let Some((mut py, port)) = python_server("tcp_client_talks_to_an_independent_python_server")
-    else {
+    let Some((py, port)) = python_server("tcp_client_talks_to_an_independent_python_server") else {
         return;
     };
     let target = format!("127.0.0.1:{port}");
@@ -399,7 +398,7 @@ fn tcp_client_talks_to_an_independent_python_server() {
         ],
         LIMIT,
     );
-    let _ = py.wait();
+    let _ = crate::util::Spawned { child: Some(py) }.wait_timeout(LIMIT); // bounded, even if the peer hangs
     c.assert_ok();
     let msgs = c.messages().join("\n");
     assert!(msgs.contains("reply: \"echo:hi\""), "{msgs}");
@@ -409,7 +408,7 @@ fn tcp_client_talks_to_an_independent_python_server() {
 
 #[test]
 fn tcp_client_reads_lines_from_stdin() {
-    let Some((mut py, port)) = python_server("tcp_client_reads_lines_from_stdin") else {
+    let Some((py, port)) = python_server("tcp_client_reads_lines_from_stdin") else {
         return;
     };
     let target = format!("127.0.0.1:{port}");
@@ -428,7 +427,7 @@ fn tcp_client_reads_lines_from_stdin() {
             .expect("write stdin");
     }
     let c = Spawned { child: Some(child) }.wait_timeout(LIMIT);
-    let _ = py.wait();
+    let _ = crate::util::Spawned { child: Some(py) }.wait_timeout(LIMIT); // bounded, even if the peer hangs
     c.assert_ok();
     let msgs = c.messages().join("\n");
     assert!(msgs.contains("reply: \"echo:first line\""), "{msgs}");

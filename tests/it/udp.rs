@@ -185,7 +185,7 @@ fn udp_client_reports_a_lost_reply_from_an_independent_server() {
         ],
         LIMIT,
     );
-    let _ = py.wait();
+    let _ = crate::util::Spawned { child: Some(py) }.wait_timeout(LIMIT); // bounded, even if the peer hangs
     c.assert_ok();
     let msgs = c.messages().join("\n");
     assert!(msgs.contains("reply from 127.0.0.1"), "{msgs}");
