@@ -31,8 +31,7 @@ use nix::sys::signal::Signal;
 use crate::error::{Error, Result};
 use crate::packet::icmp::{self, Family, Kind};
 use crate::sys::process::Disposition;
-use crate::sys::raw::{self, IntOpt};
-use crate::sys::{creds, file, process};
+use crate::sys::{creds, file, process, raw, socket};
 use crate::trace::Recorder;
 
 /// The hint under an EPERM from a raw or packet socket.
@@ -275,7 +274,8 @@ pub fn run(rec: &mut Recorder, cfg: &PingConfig) -> Result<()> {
     } else {
         "raw sockets need root or CAP_NET_RAW"
     });
-    let fd = match raw::socket(rec, domain, ty, proto, what) {
+    let fd = match socket::socket_explained(rec, domain, ty, proto, |fd| format!("fd {fd}: {what}"))
+    {
         Ok(fd) => fd,
         Err(e) => return Err(socket_error(rec, e, cfg.dgram)),
     };
@@ -360,39 +360,40 @@ impl<'c> Ping<'c> {
         if self.cfg.kernel_filter && !self.cfg.dgram {
             let pass = icmp::passed_types(self.family);
             match self.family {
-                Family::V4 => raw::setsockopt_icmp_filter(
-                    rec,
-                    fd,
-                    icmp::icmp_filter(pass),
-                    "the kernel now drops every ICMP type but echo reply, destination unreachable and time exceeded before it reaches this socket, as iputils ping's ICMP_FILTER does; without it the raw socket gets a copy of every ICMP message the host receives — on loopback our own requests too (see --no-filter). Other pings' replies still get through: ids are checked here",
-                )?,
-                Family::V6 => raw::setsockopt_icmp6_filter(
-                    rec,
-                    fd,
-                    icmp::icmp6_filter(pass),
-                    "option 1 of SOL_ICMPV6 is ICMP6_FILTER (strace prints the number): one bit per ICMPv6 type, a set bit blocks it; only echo reply (129), destination unreachable (1) and time exceeded (3) get through. Without it the socket gets every ICMPv6 message — on loopback our own requests, neighbour discovery too (see --no-filter). Other pings' replies still get through: ids are checked here",
-                )?,
+                Family::V4 => {
+                    rec.note("the kernel now drops every ICMP type but echo reply, destination unreachable and time exceeded before it reaches this socket, as iputils ping's ICMP_FILTER does; without it the raw socket gets a copy of every ICMP message the host receives — on loopback our own requests too (see --no-filter). Other pings' replies still get through: ids are checked here");
+                    raw::setsockopt_icmp_filter(rec, fd, icmp::icmp_filter(pass))?;
+                }
+                Family::V6 => {
+                    rec.note("option 1 of SOL_ICMPV6 is ICMP6_FILTER (strace prints the number): one bit per ICMPv6 type, a set bit blocks it; only echo reply (129), destination unreachable (1) and time exceeded (3) get through. Without it the socket gets every ICMPv6 message — on loopback our own requests, neighbour discovery too (see --no-filter). Other pings' replies still get through: ids are checked here");
+                    raw::setsockopt_icmp6_filter(rec, fd, icmp::icmp6_filter(pass))?;
+                }
             }
         }
-        raw::setsockopt(
-            rec,
-            fd,
-            IntOpt::TimestampNs,
-            1,
-            "the kernel stamps each packet as it arrives; the RTT is taken from that stamp, as iputils ping does, not from when this process wakes up",
-        )?;
+        rec.note("the kernel stamps each packet as it arrives; the RTT is taken from that stamp, as iputils ping does, not from when this process wakes up");
+        socket::setsockopt_int(rec, fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 1)?;
         if let Some(t) = self.cfg.ttl {
-            let (opt, note) = match self.family {
-                Family::V4 => (IntOpt::IpTtl, format!("requests leave with TTL {t}: each router on the way takes one off, and at 0 answers \"Time to live exceeded\"")),
-                Family::V6 => (IntOpt::Ipv6UnicastHops, format!("requests leave with hop limit {t}")),
+            let (level, name) = match self.family {
+                Family::V4 => {
+                    rec.note(format!("requests leave with TTL {t}: each router on the way takes one off, and at 0 answers \"Time to live exceeded\""));
+                    (libc::SOL_IP, libc::IP_TTL)
+                }
+                Family::V6 => {
+                    rec.note(format!("requests leave with hop limit {t}"));
+                    (libc::SOL_IPV6, libc::IPV6_UNICAST_HOPS)
+                }
             };
-            raw::setsockopt(rec, fd, opt, i32::from(t), &note)?;
+            socket::setsockopt_int(rec, fd, level, name, i32::from(t))?;
         }
         // A raw IPv4 socket sees the TTL in the IP header; the others need it as a control message.
-        match (self.family, self.cfg.dgram) {
-            (Family::V4, true) => raw::setsockopt(rec, fd, IntOpt::IpRecvTtl, 1, "no IP header arrives on a ping socket: ask for each reply's TTL as a control message")?,
-            (Family::V6, _) => raw::setsockopt(rec, fd, IntOpt::Ipv6RecvHopLimit, 1, "ICMPv6 arrives without the IPv6 header: ask for each reply's hop limit as a control message")?,
-            _ => {}
+        let recv_ttl = match (self.family, self.cfg.dgram) {
+            (Family::V4, true) => Some((libc::SOL_IP, libc::IP_RECVTTL, "no IP header arrives on a ping socket: ask for each reply's TTL as a control message")),
+            (Family::V6, _) => Some((libc::SOL_IPV6, libc::IPV6_RECVHOPLIMIT, "ICMPv6 arrives without the IPv6 header: ask for each reply's hop limit as a control message")),
+            (Family::V4, false) => None,
+        };
+        if let Some((level, name, note)) = recv_ttl {
+            rec.note(note);
+            socket::setsockopt_int(rec, fd, level, name, 1)?;
         }
         rec.note("Ctrl-C now interrupts the wait (no SA_RESTART): ping stops sending and prints its statistics, as iputils ping does");
         process::sigaction(rec, Signal::SIGINT, Disposition::Catch)?;
@@ -501,19 +502,23 @@ impl<'c> Ping<'c> {
             i64::from(since.subsec_micros()),
         );
         r.sent = Some(now);
-        raw::sendto(rec, self.fd.as_fd(), &msg, dst, || {
-            send_note(family, dgram, id, seq, &msg)
-        })?;
+        if rec.tracing() {
+            // Under --quiet nothing is formatted between the stamp and sendto.
+            rec.note(send_note(family, dgram, id, seq, &msg));
+        }
+        socket::sendto(rec, self.fd.as_fd(), &msg, 0, Some(&dst))?;
         self.transmitted += 1;
         if self.cfg.dgram && seq == 1 {
-            let a = raw::getsockname(rec, self.fd(), |a| {
+            let a = socket::getsockname_explained(rec, self.fd(), |a| {
                 format!(
                     "the first sendto bound the ping socket; its \"port\" {} ({:#06x}) is the echo id the kernel writes into every request, and replies are matched to sockets by it",
                     a.port(),
                     a.port()
                 )
             })?;
-            self.id = a.port();
+            if let Some(a) = a {
+                self.id = a.port();
+            }
         }
         Ok(())
     }

@@ -22,8 +22,8 @@ use nix::poll::PollFlags;
 use crate::error::{Error, Result};
 use crate::lab::ping::{drop_privileges, RAW_HINT};
 use crate::packet::{filter, frame, Proto};
-use crate::sys::raw::{self, IntOpt};
-use crate::sys::{file, raw::LinkFrom};
+use crate::sys::raw::{self, LinkFrom};
+use crate::sys::{file, socket};
 use crate::trace::Recorder;
 
 /// A validated `ipclab sniff` invocation.
@@ -79,12 +79,12 @@ impl Capture {
     pub fn open(rec: &mut Recorder, iface: &str, proto: Option<Proto>) -> Result<Self> {
         let eth_p_all = (libc::ETH_P_ALL as u16).to_be();
         rec.note_err("packet sockets need root or CAP_NET_RAW");
-        let fd = raw::socket(
+        let fd = socket::socket_explained(
             rec,
             libc::AF_PACKET,
             libc::SOCK_RAW,
             i32::from(eth_p_all),
-            "a packet socket: whole frames from the link layer, Ethernet header included, from every interface until bind() picks one",
+            |fd| format!("fd {fd}: a packet socket: whole frames from the link layer, Ethernet header included, from every interface until bind() picks one"),
         )
         .map_err(|e| match e.errno {
             Errno::EPERM | Errno::EACCES => Error::SysHint(
@@ -112,25 +112,18 @@ impl Capture {
         };
         if let Some(p) = proto {
             let prog = filter::program(p);
-            raw::attach_filter(
-                rec,
-                fd.as_fd(),
-                &prog,
-                &format!(
-                    "a {}-instruction classic BPF program: the kernel now queues only {} over IPv4/IPv6 (what tcpdump's `{}` compiles to, roughly)",
-                    prog.len(),
-                    p.name().to_uppercase(),
-                    p.name()
-                ),
-            )?;
+            rec.note(format!(
+                "a {}-instruction classic BPF program: the kernel now queues only {} over IPv4/IPv6 (what tcpdump's `{}` compiles to, roughly)",
+                prog.len(),
+                p.name().to_uppercase(),
+                p.name()
+            ));
+            raw::attach_filter(rec, fd.as_fd(), &prog)?;
         }
-        raw::bind_ll(
-            rec,
-            fd.as_fd(),
-            ifindex,
-            iface,
-            &format!("only frames of {iface} from now on, in both directions"),
-        )?;
+        rec.note(format!(
+            "only frames of {iface} from now on, in both directions"
+        ));
+        raw::bind_ll(rec, fd.as_fd(), ifindex, iface)?;
         Ok(Capture {
             fd,
             ifindex,
@@ -224,41 +217,41 @@ pub fn run(rec: &mut Recorder, cfg: &SniffConfig) -> Result<()> {
 pub fn handshake(rec: &mut Recorder) -> Result<()> {
     let cap = Capture::open(rec, "lo", Some(Proto::Tcp))?;
     let lo = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
-    let tcp = |rec: &mut Recorder, note: &str| {
-        raw::socket(
+    let tcp = |rec: &mut Recorder, what: &str| {
+        socket::socket_explained(
             rec,
             libc::AF_INET,
             libc::SOCK_STREAM,
             libc::IPPROTO_TCP,
-            note,
+            |fd| format!("fd {fd}: {what}"),
         )
     };
     let listener = tcp(rec, "the server's TCP socket")?;
-    raw::setsockopt(rec, listener.as_fd(), IntOpt::ReuseAddr, 1, "as servers do")?;
-    raw::bind(
+    rec.note("as servers do");
+    socket::setsockopt_int(
         rec,
         listener.as_fd(),
-        lo,
-        "127.0.0.1, port 0: the kernel picks a free port",
-    )?;
-    raw::listen(
-        rec,
-        listener.as_fd(),
+        libc::SOL_SOCKET,
+        libc::SO_REUSEADDR,
         1,
-        "the kernel now answers SYNs for this port by itself",
     )?;
-    let addr = raw::getsockname(rec, listener.as_fd(), |a| format!("listening on {a}"))?;
+    rec.note("127.0.0.1, port 0: the kernel picks a free port");
+    socket::bind(rec, listener.as_fd(), &lo)?;
+    rec.note("the kernel now answers SYNs for this port by itself");
+    socket::listen(rec, listener.as_fd(), 1)?;
+    let addr =
+        socket::getsockname_explained(rec, listener.as_fd(), |a| format!("listening on {a}"))?
+            .ok_or_else(|| Error::Protocol("getsockname gave no IPv4 address".into()))?;
     let client = tcp(rec, "the client's TCP socket")?;
-    raw::connect(
-        rec,
-        client.as_fd(),
-        addr,
-        "SYN out, SYN-ACK back, ACK out — all done in the kernel before connect() returns; the frames below show them",
-    )?;
-    let conn = raw::accept4(
+    rec.note("SYN out, SYN-ACK back, ACK out — all done in the kernel before connect() returns; the frames below show them");
+    socket::connect(rec, client.as_fd(), &addr)?;
+    let (conn, _) = socket::accept4_explained(
         rec,
         listener.as_fd(),
-        "the connection the handshake completed, taken off the accept queue — accept() itself sends nothing",
+        libc::SOCK_CLOEXEC,
+        |fd, _| {
+            format!("fd {fd}: the connection the handshake completed, taken off the accept queue — accept() itself sends nothing")
+        },
     )?;
     cap.capture(rec, 6, Duration::from_secs(2))?;
     file::close(rec, conn)?;

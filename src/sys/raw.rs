@@ -1,9 +1,9 @@
-//! Sockets below TCP and UDP: raw ICMP/ICMPv6, the unprivileged ICMP
-//! "ping" socket, and `AF_PACKET` capture — socket, setsockopt, sendto,
-//! recvmsg (with the kernel's receive timestamp), getsockname, ioctl
-//! (SIOCGIFINDEX), bind and recvfrom with a `sockaddr_ll`. Also the few TCP
-//! calls (bind, listen, connect, accept4) the sniff lab uses to make a
-//! handshake to capture.
+//! What raw ICMP/ICMPv6 sockets, the unprivileged ICMP "ping" socket and
+//! `AF_PACKET` capture add to the generic wrappers of [`super::socket`]
+//! (socket, setsockopt, sendto, getsockname, …): the ICMP_FILTER and
+//! ICMP6_FILTER options, SO_ATTACH_FILTER, recvmsg with the kernel's receive
+//! timestamp and TTL as control messages, ioctl (SIOCGIFINDEX), and bind and
+//! recvfrom with a `sockaddr_ll`.
 //!
 //! Raw and packet sockets need CAP_NET_RAW; without it `socket(2)` fails
 //! with EPERM. See <https://man7.org/linux/man-pages/man7/raw.7.html>,
@@ -11,141 +11,17 @@
 //! <https://man7.org/linux/man-pages/man7/icmp.7.html>.
 
 use std::io::IoSliceMut;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::Duration;
 
 use nix::errno::Errno;
-use nix::sys::socket::{self as sock, sockopt, ControlMessageOwned, MsgFlags, SockaddrStorage};
+use nix::sys::socket::{self as sock, ControlMessageOwned, MsgFlags, SockaddrStorage};
 
+use super::socket::setsockopt_value;
 use crate::error::SysError;
 use crate::trace::names::{self, quote};
 use crate::trace::{Call, Recorder, Shown};
-
-/// Corresponds to `socket(2)`: `socket(domain, ty, protocol)` exactly as
-/// given (`protocol` already in network order for `AF_PACKET`).
-/// See <https://man7.org/linux/man-pages/man2/socket.2.html>.
-///
-/// # Errors
-/// `EPERM` (raw or packet socket without CAP_NET_RAW), `EACCES` (ping
-/// socket outside `net.ipv4.ping_group_range`), `EAFNOSUPPORT` (no IPv6),
-/// `EMFILE`.
-pub fn socket(
-    rec: &mut Recorder,
-    domain: i32,
-    ty: i32,
-    protocol: i32,
-    note: &str,
-) -> Result<OwnedFd, SysError> {
-    rec.call(
-        Call::new("socket").changes_fds(),
-        || {
-            // SAFETY: socket(2) takes plain integers and returns a new
-            // descriptor or -1; no memory is shared with the kernel.
-            let fd = unsafe { libc::socket(domain, ty, protocol) };
-            Errno::result(fd).map(|fd| {
-                // SAFETY: `fd` was just returned by socket(2), is open and
-                // owned by nobody else.
-                unsafe { OwnedFd::from_raw_fd(fd) }
-            })
-        },
-        |r| {
-            let ret = r.as_ref().map_or(-1, |fd| i64::from(fd.as_raw_fd()));
-            Shown::new(
-                vec![
-                    names::address_family(domain),
-                    names::socket_type(ty),
-                    names::protocol(domain, protocol),
-                ],
-                ret,
-                format!("fd {ret}: {note}"),
-            )
-        },
-    )
-}
-
-fn sol_name(level: i32) -> &'static str {
-    match level {
-        libc::SOL_SOCKET => "SOL_SOCKET",
-        libc::SOL_IP => "SOL_IP",
-        libc::SOL_IPV6 => "SOL_IPV6",
-        _ => "?",
-    }
-}
-
-/// An integer socket option ipclab sets, with strace's names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IntOpt {
-    /// `SO_TIMESTAMPNS`: stamp each arriving packet (CLOCK_REALTIME, ns).
-    TimestampNs,
-    /// `IP_TTL`: the TTL of what this socket sends.
-    IpTtl,
-    /// `IPV6_UNICAST_HOPS`: the hop limit of what this socket sends.
-    Ipv6UnicastHops,
-    /// `IP_RECVTTL`: deliver each packet's TTL as a control message.
-    IpRecvTtl,
-    /// `IPV6_RECVHOPLIMIT`: deliver each packet's hop limit as a control message.
-    Ipv6RecvHopLimit,
-    /// `SO_REUSEADDR`.
-    ReuseAddr,
-}
-
-impl IntOpt {
-    fn names(self) -> (i32, &'static str) {
-        match self {
-            // strace ≥ 5.x names option 35 on x86-64 SO_TIMESTAMPNS_OLD
-            // (the y2038-safe one is SO_TIMESTAMPNS_NEW); glibc's
-            // SO_TIMESTAMPNS is the old one on 64-bit.
-            IntOpt::TimestampNs => (libc::SOL_SOCKET, "SO_TIMESTAMPNS_OLD"),
-            IntOpt::IpTtl => (libc::SOL_IP, "IP_TTL"),
-            IntOpt::Ipv6UnicastHops => (libc::SOL_IPV6, "IPV6_UNICAST_HOPS"),
-            IntOpt::IpRecvTtl => (libc::SOL_IP, "IP_RECVTTL"),
-            IntOpt::Ipv6RecvHopLimit => (libc::SOL_IPV6, "IPV6_RECVHOPLIMIT"),
-            IntOpt::ReuseAddr => (libc::SOL_SOCKET, "SO_REUSEADDR"),
-        }
-    }
-}
-
-/// Corresponds to `setsockopt(2)` with an `int` value.
-/// See <https://man7.org/linux/man-pages/man2/setsockopt.2.html>.
-///
-/// # Errors
-/// `EINVAL` (a value out of range, e.g. TTL 0), `ENOPROTOOPT`.
-pub fn setsockopt(
-    rec: &mut Recorder,
-    fd: BorrowedFd<'_>,
-    opt: IntOpt,
-    value: i32,
-    note: &str,
-) -> Result<(), SysError> {
-    let raw = fd.as_raw_fd();
-    let (level, name) = opt.names();
-    let on = value != 0;
-    rec.call(
-        Call::new("setsockopt"),
-        || match opt {
-            IntOpt::TimestampNs => sock::setsockopt(&fd, sockopt::ReceiveTimestampns, &on),
-            IntOpt::IpTtl => sock::setsockopt(&fd, sockopt::Ipv4Ttl, &value),
-            IntOpt::Ipv6UnicastHops => sock::setsockopt(&fd, sockopt::Ipv6Ttl, &value),
-            IntOpt::IpRecvTtl => sock::setsockopt(&fd, sockopt::Ipv4RecvTtl, &on),
-            IntOpt::Ipv6RecvHopLimit => sock::setsockopt(&fd, sockopt::Ipv6RecvHopLimit, &on),
-            IntOpt::ReuseAddr => sock::setsockopt(&fd, sockopt::ReuseAddr, &on),
-        },
-        |_| {
-            Shown::new(
-                vec![
-                    raw.to_string(),
-                    sol_name(level).into(),
-                    name.into(),
-                    format!("[{value}]"),
-                    "4".into(),
-                ],
-                0,
-                note,
-            )
-        },
-    )
-}
 
 /// strace's names for the bits of `ICMP_FILTER` (its `icmpfilterflags`).
 const ICMP_TYPE_NAMES: [(u8, &str); 13] = [
@@ -182,6 +58,11 @@ pub fn icmp_filter_notation(data: u32) -> String {
     format!("~[{}]", parts.join(" "))
 }
 
+/// `ICMP_FILTER`'s option number, from `<linux/icmp.h>` (libc has none).
+const ICMP_FILTER: libc::c_int = 1;
+/// `ICMP6_FILTER`'s option number, from `<netinet/icmp6.h>`.
+const ICMP6_FILTER: libc::c_int = 1;
+
 /// Corresponds to `setsockopt(fd, SOL_RAW, ICMP_FILTER, &filter, 4)` on a
 /// raw IPv4 ICMP socket: the kernel drops every ICMP type whose bit is set
 /// in `data` before queueing it here. See
@@ -193,39 +74,15 @@ pub fn setsockopt_icmp_filter(
     rec: &mut Recorder,
     fd: BorrowedFd<'_>,
     data: u32,
-    note: &str,
 ) -> Result<(), SysError> {
-    let raw = fd.as_raw_fd();
-    const ICMP_FILTER: libc::c_int = 1; // <linux/icmp.h>
-    rec.call(
-        Call::new("setsockopt"),
-        || {
-            // SAFETY: `data` is the 4-byte `struct icmp_filter`, alive until
-            // the call returns; the kernel copies it.
-            let rc = unsafe {
-                libc::setsockopt(
-                    raw,
-                    libc::SOL_RAW,
-                    ICMP_FILTER,
-                    std::ptr::from_ref(&data).cast(),
-                    4,
-                )
-            };
-            Errno::result(rc).map(drop)
-        },
-        |_| {
-            Shown::new(
-                vec![
-                    raw.to_string(),
-                    "SOL_RAW".into(),
-                    "ICMP_FILTER".into(),
-                    icmp_filter_notation(data),
-                    "4".into(),
-                ],
-                0,
-                note,
-            )
-        },
+    // `data` is the whole 4-byte `struct icmp_filter`.
+    setsockopt_value(
+        rec,
+        fd,
+        libc::SOL_RAW,
+        ICMP_FILTER,
+        &data,
+        icmp_filter_notation(data),
     )
 }
 
@@ -241,40 +98,16 @@ pub fn setsockopt_icmp6_filter(
     rec: &mut Recorder,
     fd: BorrowedFd<'_>,
     words: [u32; 8],
-    note: &str,
 ) -> Result<(), SysError> {
-    let raw = fd.as_raw_fd();
-    const ICMP6_FILTER: libc::c_int = 1; // <netinet/icmp6.h>
+    // `words` is the 32-byte `struct icmp6_filter`, eight native-endian words.
     let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
-    rec.call(
-        Call::new("setsockopt"),
-        || {
-            // SAFETY: `bytes` holds the 32-byte `struct icmp6_filter` (eight
-            // native-endian words) and lives until the call returns.
-            let rc = unsafe {
-                libc::setsockopt(
-                    raw,
-                    libc::SOL_ICMPV6,
-                    ICMP6_FILTER,
-                    bytes.as_ptr().cast(),
-                    bytes.len() as libc::socklen_t,
-                )
-            };
-            Errno::result(rc).map(drop)
-        },
-        |_| {
-            Shown::new(
-                vec![
-                    raw.to_string(),
-                    "SOL_ICMPV6".into(),
-                    "1".into(),
-                    quote(&bytes),
-                    bytes.len().to_string(),
-                ],
-                0,
-                note,
-            )
-        },
+    setsockopt_value(
+        rec,
+        fd,
+        libc::SOL_ICMPV6,
+        ICMP6_FILTER,
+        &words,
+        quote(&bytes),
     )
 }
 
@@ -288,9 +121,7 @@ pub fn attach_filter(
     rec: &mut Recorder,
     fd: BorrowedFd<'_>,
     prog: &[crate::packet::filter::Insn],
-    note: &str,
 ) -> Result<(), SysError> {
-    let raw = fd.as_raw_fd();
     let mut insns: Vec<libc::sock_filter> = prog
         .iter()
         .map(|i| libc::sock_filter {
@@ -300,64 +131,21 @@ pub fn attach_filter(
             k: i.k,
         })
         .collect();
+    // `fprog` points at `insns`, which lives until this function returns;
+    // the kernel copies the program during the call and keeps no pointer.
     let fprog = libc::sock_fprog {
         len: insns.len() as u16,
         filter: insns.as_mut_ptr(),
     };
-    let size = std::mem::size_of::<libc::sock_fprog>();
-    rec.call(
-        Call::new("setsockopt"),
-        || {
-            // SAFETY: `fprog` points at `insns`, which lives until the call
-            // returns; the kernel copies the program and keeps no pointer.
-            let rc = unsafe {
-                libc::setsockopt(
-                    raw,
-                    libc::SOL_SOCKET,
-                    libc::SO_ATTACH_FILTER,
-                    std::ptr::from_ref(&fprog).cast(),
-                    size as libc::socklen_t,
-                )
-            };
-            Errno::result(rc).map(drop)
-        },
-        |_| {
-            Shown::new(
-                vec![
-                    raw.to_string(),
-                    "SOL_SOCKET".into(),
-                    "SO_ATTACH_FILTER".into(),
-                    format!("{{len={}, filter={:p}}}", insns.len(), insns.as_ptr()),
-                    size.to_string(),
-                ],
-                0,
-                note,
-            )
-        },
+    let shown = format!("{{len={}, filter={:p}}}", insns.len(), insns.as_ptr());
+    setsockopt_value(
+        rec,
+        fd,
+        libc::SOL_SOCKET,
+        libc::SO_ATTACH_FILTER,
+        &fprog,
+        shown,
     )
-}
-
-/// The address as the C struct of its family, so the length passed is
-/// 16 or 28 (a `SockaddrStorage` would pass 128 for IPv6).
-enum Sockaddr {
-    V4(sock::SockaddrIn),
-    V6(sock::SockaddrIn6),
-}
-
-impl Sockaddr {
-    fn like(&self) -> &dyn sock::SockaddrLike {
-        match self {
-            Sockaddr::V4(a) => a,
-            Sockaddr::V6(a) => a,
-        }
-    }
-}
-
-fn storage(addr: SocketAddr) -> Sockaddr {
-    match addr {
-        SocketAddr::V4(a) => Sockaddr::V4(a.into()),
-        SocketAddr::V6(a) => Sockaddr::V6(a.into()),
-    }
 }
 
 /// A `SockaddrStorage` holding an IPv4 or IPv6 address, as a `SocketAddr`.
@@ -373,43 +161,6 @@ fn to_socket_addr(s: &SockaddrStorage) -> Option<SocketAddr> {
             a.scope_id(),
         ))
     })
-}
-
-/// Corresponds to `sendto(2)`: one datagram or ICMP message to `dst`.
-/// See <https://man7.org/linux/man-pages/man2/sendto.2.html>.
-///
-/// # Errors
-/// `EHOSTUNREACH`, `ENETUNREACH`, `EMSGSIZE`, `EACCES` (broadcast), `ENOBUFS`.
-/// `note` is only called when the step is shown, so a timed path (ping's
-/// send stamp → sendto) formats nothing under `--quiet`.
-pub fn sendto(
-    rec: &mut Recorder,
-    fd: BorrowedFd<'_>,
-    data: &[u8],
-    dst: SocketAddr,
-    note: impl FnOnce() -> String,
-) -> Result<usize, SysError> {
-    let raw = fd.as_raw_fd();
-    let sa = storage(dst);
-    rec.call(
-        Call::new("sendto"),
-        || sock::sendto(raw, data, sa.like(), MsgFlags::empty()),
-        |r| {
-            let ret = r.as_ref().map_or(-1, |n| *n as i64);
-            Shown::new(
-                vec![
-                    raw.to_string(),
-                    quote(data),
-                    data.len().to_string(),
-                    "0".into(),
-                    names::sockaddr(&dst),
-                    names::sockaddr_len(&dst).to_string(),
-                ],
-                ret,
-                note(),
-            )
-        },
-    )
 }
 
 /// What [`recvmsg`] received besides the bytes.
@@ -510,38 +261,6 @@ pub fn recvmsg(
     .map(|(got, _, _)| got)
 }
 
-/// Corresponds to `getsockname(2)`: the address the kernel gave the socket.
-/// See <https://man7.org/linux/man-pages/man2/getsockname.2.html>.
-///
-/// # Errors
-/// `EBADF`, `ENOTSOCK`.
-pub fn getsockname(
-    rec: &mut Recorder,
-    fd: BorrowedFd<'_>,
-    note: impl FnOnce(&SocketAddr) -> String,
-) -> Result<SocketAddr, SysError> {
-    let raw = fd.as_raw_fd();
-    rec.call(
-        Call::new("getsockname"),
-        || {
-            sock::getsockname::<SockaddrStorage>(raw)
-                .and_then(|s| to_socket_addr(&s).ok_or(Errno::EAFNOSUPPORT))
-        },
-        |r| match r {
-            Ok(a) => Shown::new(
-                vec![
-                    raw.to_string(),
-                    names::sockaddr(a),
-                    format!("[{}]", names::sockaddr_len(a)),
-                ],
-                0,
-                note(a),
-            ),
-            Err(_) => Shown::new(vec![raw.to_string(), "0x…".into(), "0x…".into()], -1, ""),
-        },
-    )
-}
-
 /// Corresponds to `ioctl(fd, SIOCGIFINDEX, &ifr)`: an interface's index by
 /// name — what `if_nametoindex(3)` does on a socket of its own.
 /// See <https://man7.org/linux/man-pages/man7/netdevice.7.html>.
@@ -640,7 +359,6 @@ pub fn bind_ll(
     fd: BorrowedFd<'_>,
     ifindex: i32,
     ifname: &str,
-    note: &str,
 ) -> Result<(), SysError> {
     let raw = fd.as_raw_fd();
     // SAFETY: sockaddr_ll is plain old data; all-zero bytes are a valid value.
@@ -668,6 +386,7 @@ pub fn bind_ll(
                 "{{sa_family=AF_PACKET, sll_protocol=htons(ETH_P_ALL), sll_ifindex={}, sll_hatype=ARPHRD_NETROM, sll_pkttype=PACKET_HOST, sll_halen=0}}",
                 ifindex_arg(ifindex, Some(ifname))
             );
+            let note = format!("fd {raw} now gets only the frames of {ifname}");
             Shown::new(vec![raw.to_string(), addr, len.to_string()], 0, note)
         },
     )
@@ -754,122 +473,6 @@ pub fn recvfrom_ll(
             "",
         ),
     })
-}
-
-/// Corresponds to `bind(2)` of an IP socket.
-/// See <https://man7.org/linux/man-pages/man2/bind.2.html>.
-///
-/// # Errors
-/// `EADDRINUSE`, `EACCES` (a port below 1024), `EADDRNOTAVAIL`.
-pub fn bind(
-    rec: &mut Recorder,
-    fd: BorrowedFd<'_>,
-    addr: SocketAddr,
-    note: &str,
-) -> Result<(), SysError> {
-    let raw = fd.as_raw_fd();
-    let sa = storage(addr);
-    rec.call(
-        Call::new("bind"),
-        || sock::bind(raw, sa.like()),
-        |_| {
-            Shown::new(
-                vec![
-                    raw.to_string(),
-                    names::sockaddr(&addr),
-                    names::sockaddr_len(&addr).to_string(),
-                ],
-                0,
-                note,
-            )
-        },
-    )
-}
-
-/// Corresponds to `listen(2)`. See <https://man7.org/linux/man-pages/man2/listen.2.html>.
-///
-/// # Errors
-/// `EADDRINUSE`, `EOPNOTSUPP`.
-pub fn listen(
-    rec: &mut Recorder,
-    fd: BorrowedFd<'_>,
-    backlog: i32,
-    note: &str,
-) -> Result<(), SysError> {
-    let raw = fd.as_raw_fd();
-    rec.call(
-        Call::new("listen"),
-        || {
-            let b = sock::Backlog::new(backlog).map_err(|_| Errno::EINVAL)?;
-            sock::listen(&fd, b)
-        },
-        |_| Shown::new(vec![raw.to_string(), backlog.to_string()], 0, note),
-    )
-}
-
-/// Corresponds to `connect(2)`. See <https://man7.org/linux/man-pages/man2/connect.2.html>.
-///
-/// # Errors
-/// `ECONNREFUSED`, `ETIMEDOUT`, `ENETUNREACH`, `EINTR`.
-pub fn connect(
-    rec: &mut Recorder,
-    fd: BorrowedFd<'_>,
-    addr: SocketAddr,
-    note: &str,
-) -> Result<(), SysError> {
-    let raw = fd.as_raw_fd();
-    let sa = storage(addr);
-    rec.call(
-        Call::new("connect").may_wait(raw.to_string(), "waiting for the handshake"),
-        || sock::connect(raw, sa.like()),
-        |_| {
-            Shown::new(
-                vec![
-                    raw.to_string(),
-                    names::sockaddr(&addr),
-                    names::sockaddr_len(&addr).to_string(),
-                ],
-                0,
-                note,
-            )
-        },
-    )
-}
-
-/// Corresponds to `accept4(2)` with SOCK_CLOEXEC and no peer address.
-/// See <https://man7.org/linux/man-pages/man2/accept.2.html>.
-///
-/// # Errors
-/// `EAGAIN` (non-blocking, nobody waiting), `EINTR`, `EMFILE`.
-pub fn accept4(rec: &mut Recorder, fd: BorrowedFd<'_>, note: &str) -> Result<OwnedFd, SysError> {
-    let raw = fd.as_raw_fd();
-    rec.call(
-        Call::new("accept4")
-            .may_wait(raw.to_string(), "waiting for a client")
-            .changes_fds(),
-        || sock::accept4(fd, sock::SockFlag::SOCK_CLOEXEC),
-        |r| {
-            let ret = r.as_ref().map_or(-1, |f| i64::from(f.as_raw_fd()));
-            Shown::new(
-                vec![
-                    raw.to_string(),
-                    "NULL".into(),
-                    "NULL".into(),
-                    "SOCK_CLOEXEC".into(),
-                ],
-                ret,
-                format!("fd {ret}: {note}"),
-            )
-        },
-    )
-}
-
-/// The unspecified address of the family of `ip`, port 0.
-pub fn any_addr(ip: IpAddr) -> SocketAddr {
-    match ip {
-        IpAddr::V4(_) => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
-        IpAddr::V6(_) => SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0),
-    }
 }
 
 #[cfg(test)]

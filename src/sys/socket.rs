@@ -3,10 +3,17 @@
 //! epoll_create1 / epoll_ctl / epoll_wait.
 //!
 //! The wrappers are generic — family, type and protocol are plain ints, and
-//! addresses are [`SocketAddr`] — so the TCP, UDP and raw-socket labs share
-//! them. Calls that fill a `sockaddr` are made through `libc` with a
-//! `sockaddr_storage`, so the printed address length is what the kernel saw
-//! (strace's `[128 => 16]`).
+//! addresses are [`SocketAddr`] — so the TCP, UDP, ping and sniff labs share
+//! them; [`super::raw`] keeps only what raw and packet sockets add. An
+//! address we pass is a `sockaddr_in` or `sockaddr_in6` of its true length
+//! (16 or 28), as C programs pass it. Calls that fill a `sockaddr` are made
+//! through `libc` with a `sockaddr_storage`, so the printed address length is
+//! what the kernel saw (strace's `[128 => 16]`).
+//!
+//! Each wrapper has a default note; a lab replaces it with
+//! [`Recorder::note`] before the call. Where the lab's note needs the call's
+//! result (the new descriptor, the address), an `_explained` variant takes a
+//! closure instead.
 //!
 //! glibc makes `send(2)` as `sendto(fd, buf, len, flags, NULL, 0)` and
 //! `recv(2)` as `recvfrom(fd, buf, len, flags, NULL, NULL)` on x86-64 and
@@ -88,16 +95,38 @@ fn len_notation(offered: libc::socklen_t, got: libc::socklen_t) -> String {
 
 /// Corresponds to `socket(2)`. See <https://man7.org/linux/man-pages/man2/socket.2.html>.
 ///
-/// `ty` may carry `SOCK_NONBLOCK` and `SOCK_CLOEXEC`.
+/// `ty` may carry `SOCK_NONBLOCK` and `SOCK_CLOEXEC`; `protocol` is passed
+/// as given (for `AF_PACKET` already in network order, `htons(ETH_P_ALL)`).
 ///
 /// # Errors
-/// `EACCES`/`EPERM` (raw sockets without CAP_NET_RAW), `EAFNOSUPPORT`,
+/// `EPERM` (raw or packet socket without CAP_NET_RAW), `EACCES` (ping socket
+/// outside `net.ipv4.ping_group_range`), `EAFNOSUPPORT` (no IPv6),
 /// `EPROTONOSUPPORT`, `EMFILE`.
 pub fn socket(
     rec: &mut Recorder,
     domain: i32,
     ty: i32,
     protocol: i32,
+) -> Result<OwnedFd, SysError> {
+    let kind = match ty & 0xf {
+        libc::SOCK_STREAM => "stream (TCP) socket",
+        libc::SOCK_DGRAM => "datagram (UDP) socket",
+        libc::SOCK_RAW => "raw socket",
+        _ => "socket",
+    };
+    socket_explained(rec, domain, ty, protocol, |fd| {
+        format!("a new {kind} as fd {fd}, with no address yet")
+    })
+}
+
+/// As [`socket`], with the note written by `explain` from the new
+/// descriptor (called only when the step is shown).
+pub fn socket_explained(
+    rec: &mut Recorder,
+    domain: i32,
+    ty: i32,
+    protocol: i32,
+    explain: impl FnOnce(RawFd) -> String,
 ) -> Result<OwnedFd, SysError> {
     rec.call(
         Call::new("socket").changes_fds(),
@@ -112,12 +141,9 @@ pub fn socket(
             })
         },
         |r| {
-            let ret = r.as_ref().map_or(-1, |fd| i64::from(fd.as_raw_fd()));
-            let kind = match ty & 0xf {
-                libc::SOCK_STREAM => "stream (TCP) socket",
-                libc::SOCK_DGRAM => "datagram (UDP) socket",
-                libc::SOCK_RAW => "raw socket",
-                _ => "socket",
+            let (ret, note) = match r {
+                Ok(fd) => (i64::from(fd.as_raw_fd()), explain(fd.as_raw_fd())),
+                Err(_) => (-1, String::new()),
             };
             Shown::new(
                 vec![
@@ -126,7 +152,7 @@ pub fn socket(
                     names::protocol(domain, protocol),
                 ],
                 ret,
-                format!("a new {kind} as fd {ret}, with no address yet"),
+                note,
             )
         },
     )
@@ -144,16 +170,7 @@ pub fn setsockopt_int(
     name: i32,
     value: i32,
 ) -> Result<(), SysError> {
-    let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    setsockopt_raw(
-        rec,
-        fd,
-        level,
-        name,
-        std::ptr::from_ref(&value).cast(),
-        len,
-        format!("[{value}]"),
-    )
+    setsockopt_value(rec, fd, level, name, &value, format!("[{value}]"))
 }
 
 /// Corresponds to `setsockopt(fd, SOL_SOCKET, SO_LINGER, …)`. With `on` and
@@ -168,16 +185,8 @@ pub fn setsockopt_linger(
         l_onoff: i32::from(on),
         l_linger: secs,
     };
-    let len = std::mem::size_of::<libc::linger>() as libc::socklen_t;
-    setsockopt_raw(
-        rec,
-        fd,
-        libc::SOL_SOCKET,
-        libc::SO_LINGER,
-        std::ptr::from_ref(&l).cast(),
-        len,
-        format!("{{l_onoff={}, l_linger={secs}}}", l.l_onoff),
-    )
+    let shown = format!("{{l_onoff={}, l_linger={secs}}}", l.l_onoff);
+    setsockopt_value(rec, fd, libc::SOL_SOCKET, libc::SO_LINGER, &l, shown)
 }
 
 /// Corresponds to `setsockopt(2)` with a `struct timeval` (SO_RCVTIMEO,
@@ -193,34 +202,31 @@ pub fn setsockopt_timeval(
         tv_sec: d.as_secs() as libc::time_t,
         tv_usec: libc::suseconds_t::from(d.subsec_micros()),
     };
-    let len = std::mem::size_of::<libc::timeval>() as libc::socklen_t;
-    setsockopt_raw(
-        rec,
-        fd,
-        level,
-        name,
-        std::ptr::from_ref(&tv).cast(),
-        len,
-        format!("{{tv_sec={}, tv_usec={}}}", tv.tv_sec, tv.tv_usec),
-    )
+    let shown = format!("{{tv_sec={}, tv_usec={}}}", tv.tv_sec, tv.tv_usec);
+    setsockopt_value(rec, fd, level, name, &tv, shown)
 }
 
-fn setsockopt_raw(
+/// `setsockopt(fd, level, name, value, sizeof *value)`, the option value
+/// shown as `shown` (strace's notation for it). For the typed wrappers here
+/// and the raw-socket filters in [`super::raw`].
+pub(super) fn setsockopt_value<T>(
     rec: &mut Recorder,
     fd: BorrowedFd<'_>,
     level: i32,
     name: i32,
-    value: *const libc::c_void,
-    len: libc::socklen_t,
+    value: &T,
     shown: String,
 ) -> Result<(), SysError> {
     let raw = fd.as_raw_fd();
+    let len = std::mem::size_of::<T>() as libc::socklen_t;
     rec.call(
         Call::new("setsockopt"),
         || {
-            // SAFETY: `value` points to a live local of exactly `len` bytes
-            // (the callers above), which the kernel only reads.
-            let r = unsafe { libc::setsockopt(raw, level, name, value, len) };
+            // SAFETY: `value` is a live reference to exactly `len` bytes,
+            // borrowed for the whole call; the kernel only reads (copies) them.
+            let r = unsafe {
+                libc::setsockopt(raw, level, name, std::ptr::from_ref(value).cast(), len)
+            };
             Errno::result(r).map(drop)
         },
         |_| {
@@ -306,6 +312,21 @@ pub fn accept4(
     flags: i32,
 ) -> Result<(OwnedFd, Option<SocketAddr>), SysError> {
     let raw = fd.as_raw_fd();
+    accept4_explained(rec, fd, flags, |new, peer| {
+        let who = peer.map_or("a client".to_string(), |p| p.to_string());
+        format!("{who} is connected: fd {new} is this one connection; fd {raw} keeps listening")
+    })
+}
+
+/// As [`accept4`], with the note written by `explain` from the new
+/// descriptor and the peer's address (called only when the step is shown).
+pub fn accept4_explained(
+    rec: &mut Recorder,
+    fd: BorrowedFd<'_>,
+    flags: i32,
+    explain: impl FnOnce(RawFd, Option<SocketAddr>) -> String,
+) -> Result<(OwnedFd, Option<SocketAddr>), SysError> {
+    let raw = fd.as_raw_fd();
     let call = Call::new("accept4")
         .may_wait(raw.to_string(), "waiting for a client to connect")
         .changes_fds();
@@ -330,7 +351,6 @@ pub fn accept4(
     rec.end(pending, r, |r| match r {
         Ok(new) => {
             let new = new.as_raw_fd();
-            let who = peer.map_or("a client".to_string(), |p| p.to_string());
             Shown::new(
                 vec![
                     raw.to_string(),
@@ -339,9 +359,7 @@ pub fn accept4(
                     fl,
                 ],
                 i64::from(new),
-                format!(
-                    "{who} is connected: fd {new} is this one connection; fd {raw} keeps listening"
-                ),
+                explain(new, peer),
             )
         }
         Err(_) => Shown::new(
@@ -405,7 +423,18 @@ pub fn connect(rec: &mut Recorder, fd: BorrowedFd<'_>, addr: &SocketAddr) -> Res
 /// binding port 0, the port the kernel picked.
 /// See <https://man7.org/linux/man-pages/man2/getsockname.2.html>.
 pub fn getsockname(rec: &mut Recorder, fd: BorrowedFd<'_>) -> Result<Option<SocketAddr>, SysError> {
-    name_call(rec, fd, "getsockname", libc::getsockname)
+    let raw = fd.as_raw_fd();
+    getsockname_explained(rec, fd, |a| format!("the local address of fd {raw} is {a}"))
+}
+
+/// As [`getsockname`], with the note written by `explain` from the address
+/// (called only when the step is shown and the address is IPv4 or IPv6).
+pub fn getsockname_explained(
+    rec: &mut Recorder,
+    fd: BorrowedFd<'_>,
+    explain: impl FnOnce(&SocketAddr) -> String,
+) -> Result<Option<SocketAddr>, SysError> {
+    name_call(rec, fd, "getsockname", libc::getsockname, explain)
 }
 
 /// Corresponds to `getpeername(2)`: the address of the connected peer.
@@ -414,7 +443,10 @@ pub fn getsockname(rec: &mut Recorder, fd: BorrowedFd<'_>) -> Result<Option<Sock
 /// # Errors
 /// `ENOTCONN`.
 pub fn getpeername(rec: &mut Recorder, fd: BorrowedFd<'_>) -> Result<Option<SocketAddr>, SysError> {
-    name_call(rec, fd, "getpeername", libc::getpeername)
+    let raw = fd.as_raw_fd();
+    name_call(rec, fd, "getpeername", libc::getpeername, |a| {
+        format!("the peer of fd {raw} is {a}")
+    })
 }
 
 type NameFn = unsafe extern "C" fn(RawFd, *mut libc::sockaddr, *mut libc::socklen_t) -> libc::c_int;
@@ -424,6 +456,7 @@ fn name_call(
     fd: BorrowedFd<'_>,
     name: &'static str,
     f: NameFn,
+    explain: impl FnOnce(&SocketAddr) -> String,
 ) -> Result<Option<SocketAddr>, SysError> {
     let raw = fd.as_raw_fd();
     let mut ss = MaybeUninit::<libc::sockaddr_storage>::zeroed();
@@ -440,12 +473,7 @@ fn name_call(
             Ok(_) => (storage_notation(&ss, len), len_notation(STORAGE_LEN, len)),
             Err(_) => (crate::sys::ptr(&ss), format!("[{STORAGE_LEN}]")),
         };
-        let what = if name == "getsockname" {
-            "local address"
-        } else {
-            "peer"
-        };
-        let note = addr.map_or(String::new(), |a| format!("the {what} of fd {raw} is {a}"));
+        let note = addr.as_ref().map_or(String::new(), explain);
         Shown::new(vec![raw.to_string(), a, l], 0, note)
     })
     .map(|_| addr)
@@ -495,15 +523,20 @@ fn sendto_inner(
     libc_name: &'static str,
 ) -> Result<usize, SysError> {
     let raw = fd.as_raw_fd();
-    let (addr_arg, len_arg) = match to {
-        Some(a) => (names::sockaddr(a), names::sockaddr_len(a).to_string()),
-        None => ("NULL".to_string(), "0".to_string()),
-    };
-    let fl = names::msg_flags(flags);
-    let call = Call::new("sendto").libc(libc_name).may_wait(
-        format!("{raw}, {}, {}, {fl}", quote(data), data.len()),
-        "waiting for room in the socket's send buffer",
-    );
+    // ping stamps each request just before this call: under --quiet nothing
+    // is formatted on the way in (the arguments only once the step is shown).
+    let mut call = Call::new("sendto").libc(libc_name);
+    if rec.tracing() {
+        call = call.may_wait(
+            format!(
+                "{raw}, {}, {}, {}",
+                quote(data),
+                data.len(),
+                names::msg_flags(flags)
+            ),
+            "waiting for room in the socket's send buffer",
+        );
+    }
     rec.call(
         call,
         || {
@@ -534,14 +567,18 @@ fn sendto_inner(
                 ),
                 Err(_) => (-1, String::new()),
             };
+            let (addr_arg, len_arg) = match to {
+                Some(a) => (names::sockaddr(a), names::sockaddr_len(a).to_string()),
+                None => ("NULL".to_string(), "0".to_string()),
+            };
             Shown::new(
                 vec![
                     raw.to_string(),
                     quote(data),
                     data.len().to_string(),
-                    fl.clone(),
-                    addr_arg.clone(),
-                    len_arg.clone(),
+                    names::msg_flags(flags),
+                    addr_arg,
+                    len_arg,
                 ],
                 ret,
                 note,

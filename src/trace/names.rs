@@ -189,6 +189,8 @@ pub fn socket_level(level: i32) -> String {
         libc::IPPROTO_IPV6 => "SOL_IPV6".into(),
         libc::IPPROTO_TCP => "SOL_TCP".into(),
         libc::IPPROTO_UDP => "SOL_UDP".into(),
+        libc::SOL_ICMPV6 => "SOL_ICMPV6".into(),
+        libc::SOL_RAW => "SOL_RAW".into(),
         other => other.to_string(),
     }
 }
@@ -206,11 +208,20 @@ pub fn socket_option(level: i32, name: i32) -> String {
         (libc::SOL_SOCKET, libc::SO_SNDBUF) => "SO_SNDBUF",
         (libc::SOL_SOCKET, libc::SO_KEEPALIVE) => "SO_KEEPALIVE",
         (libc::SOL_SOCKET, libc::SO_BROADCAST) => "SO_BROADCAST",
+        // strace ≥ 5.x names option 35 on x86-64 SO_TIMESTAMPNS_OLD (the
+        // y2038-safe one is SO_TIMESTAMPNS_NEW); glibc's is the old one on 64-bit.
         (libc::SOL_SOCKET, libc::SO_TIMESTAMPNS) => "SO_TIMESTAMPNS_OLD",
+        (libc::SOL_SOCKET, libc::SO_ATTACH_FILTER) => "SO_ATTACH_FILTER",
         (libc::IPPROTO_TCP, libc::TCP_NODELAY) => "TCP_NODELAY",
         (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) => "IPV6_V6ONLY",
         (libc::IPPROTO_IP, libc::IP_TTL) => "IP_TTL",
         (libc::IPPROTO_IP, libc::IP_RECVERR) => "IP_RECVERR",
+        (libc::IPPROTO_IP, libc::IP_RECVTTL) => "IP_RECVTTL",
+        (libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS) => "IPV6_UNICAST_HOPS",
+        (libc::IPPROTO_IPV6, libc::IPV6_RECVHOPLIMIT) => "IPV6_RECVHOPLIMIT",
+        // <linux/icmp.h>; libc has no constant for it.
+        (libc::SOL_RAW, 1) => "ICMP_FILTER",
+        // ICMP6_FILTER (SOL_ICMPV6, 1) stays a number: strace 6.1 has no name for it.
         _ => "",
     };
     if known.is_empty() {
@@ -362,6 +373,13 @@ mod tests {
         assert_eq!(
             socket_option(libc::SOL_SOCKET, libc::SO_REUSEADDR),
             "SO_REUSEADDR"
+        );
+        assert_eq!(socket_level(libc::SOL_RAW), "SOL_RAW");
+        assert_eq!(socket_option(libc::SOL_RAW, 1), "ICMP_FILTER");
+        assert_eq!(socket_option(libc::SOL_ICMPV6, 1), "1");
+        assert_eq!(
+            socket_option(libc::IPPROTO_IPV6, libc::IPV6_RECVHOPLIMIT),
+            "IPV6_RECVHOPLIMIT"
         );
         assert_eq!(msg_flags(libc::MSG_NOSIGNAL), "MSG_NOSIGNAL");
         assert_eq!(msg_flags(0), "0");
