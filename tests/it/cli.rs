@@ -42,24 +42,13 @@ fn tour_runs_every_section_and_ends_with_a_summary() {
 
 #[test]
 fn tour_runs_unprivileged() {
-    if !crate::util::is_root() || !crate::util::have_tool("setpriv") {
-        crate::util::skip(
-            "tour_runs_unprivileged",
-            "needs root and setpriv to switch to nobody",
-        );
+    let Some(r) = crate::util::run_as_nobody(
+        "tour_runs_unprivileged",
+        &["--format", "json", "tour"],
+        LIMIT,
+    ) else {
         return;
-    }
-    let mut cmd = std::process::Command::new("setpriv");
-    cmd.args([
-        "--reuid=nobody",
-        "--regid=nogroup",
-        "--clear-groups",
-        "--inh-caps=-all",
-    ])
-    .arg(env!("CARGO_BIN_EXE_ipclab"))
-    .args(["--format", "json", "tour"])
-    .env("TMPDIR", "/tmp");
-    let r = run_cmd(&mut cmd, LIMIT);
+    };
     r.assert_ok();
     assert!(r
         .summary()

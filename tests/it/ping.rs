@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::util::{self, ipclab, run, run_cmd, spawn_cmd, strace_crosscheck};
+use crate::util::{
+    self, ipclab, run, run_as_nobody, run_cmd, run_in_netns, spawn_cmd, strace_crosscheck,
+};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -134,21 +136,13 @@ fn ping_ipv6_loopback_gets_hop_limit_from_a_control_message() {
 
 #[test]
 fn ping_without_cap_net_raw_shows_eperm_and_the_fix() {
-    require_root!("ping_without_cap_net_raw_shows_eperm_and_the_fix");
-    require_tool!(
+    let Some(r) = run_as_nobody(
         "ping_without_cap_net_raw_shows_eperm_and_the_fix",
-        "setpriv"
-    );
-    let mut cmd = Command::new("setpriv");
-    cmd.args([
-        "--reuid=nobody",
-        "--regid=nogroup",
-        "--clear-groups",
-        "--inh-caps=-all",
-    ])
-    .arg(env!("CARGO_BIN_EXE_ipclab"))
-    .args(["--format", "json", "ping", "-c", "1", "127.0.0.1"]);
-    let r = run_cmd(&mut cmd, LIMIT);
+        &["--format", "json", "ping", "-c", "1", "127.0.0.1"],
+        LIMIT,
+    ) else {
+        return;
+    };
     assert_eq!(r.code(), Some(1), "{}", r.stderr);
     let steps = r.steps();
     assert_eq!(steps.len(), 1);
@@ -268,17 +262,24 @@ fn ping_dgram_is_refused_by_the_default_group_range() {
 
 #[test]
 fn ping_dgram_works_in_a_namespace_that_allows_it() {
-    let test = "ping_dgram_works_in_a_namespace_that_allows_it";
-    require_root!(test);
-    require_tool!(test, "unshare");
-    require_tool!(test, "ip");
-    let script = format!(
-        "ip link set lo up && echo '0 2147483647' > /proc/sys/net/ipv4/ping_group_range && exec {} --format json ping --dgram -c 2 -i 0.2 127.0.0.1",
-        env!("CARGO_BIN_EXE_ipclab")
-    );
-    let mut cmd = Command::new("unshare");
-    cmd.args(["-n", "sh", "-c", &script]);
-    let r = run_cmd(&mut cmd, LIMIT);
+    let Some(r) = run_in_netns(
+        "ping_dgram_works_in_a_namespace_that_allows_it",
+        "echo '0 2147483647' > /proc/sys/net/ipv4/ping_group_range",
+        &[
+            "--format",
+            "json",
+            "ping",
+            "--dgram",
+            "-c",
+            "2",
+            "-i",
+            "0.2",
+            "127.0.0.1",
+        ],
+        LIMIT,
+    ) else {
+        return;
+    };
     r.assert_ok();
     let steps = r.steps();
     assert_eq!(steps[0]["args"][1], "SOCK_DGRAM");
@@ -498,18 +499,26 @@ fn strace_prints_the_icmp_filters_as_ipclab_does() {
 fn ping_sends_on_schedule_when_no_reply_comes() {
     // A namespace whose kernel ignores echo requests: nothing answers, and
     // the requests must still leave every -i seconds, not every -W.
-    let test = "ping_sends_on_schedule_when_no_reply_comes";
-    require_root!(test);
-    require_tool!(test, "unshare");
-    require_tool!(test, "ip");
-    let script = format!(
-        "ip link set lo up && echo 1 > /proc/sys/net/ipv4/icmp_echo_ignore_all && exec {} --format json ping -c 3 -i 0.2 -W 1 127.0.0.1",
-        env!("CARGO_BIN_EXE_ipclab")
-    );
-    let mut cmd = Command::new("unshare");
-    cmd.args(["-n", "sh", "-c", &script]);
     let t0 = Instant::now();
-    let r = run_cmd(&mut cmd, LIMIT);
+    let Some(r) = run_in_netns(
+        "ping_sends_on_schedule_when_no_reply_comes",
+        "echo 1 > /proc/sys/net/ipv4/icmp_echo_ignore_all",
+        &[
+            "--format",
+            "json",
+            "ping",
+            "-c",
+            "3",
+            "-i",
+            "0.2",
+            "-W",
+            "1",
+            "127.0.0.1",
+        ],
+        LIMIT,
+    ) else {
+        return;
+    };
     let took = t0.elapsed();
     assert_eq!(r.code(), Some(1), "no reply at all: exit 1\n{}", r.stderr);
     let steps = r.steps();

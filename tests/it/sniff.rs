@@ -2,13 +2,12 @@
 //! sends, both directions; bad interfaces and missing privileges explained.
 
 use std::net::UdpSocket;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use crate::util::{run, run_cmd, spawn, strace_crosscheck};
+use crate::util::{run, run_as_nobody, spawn, strace_crosscheck};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -93,18 +92,13 @@ fn sniff_names_the_interfaces_when_one_does_not_exist() {
 
 #[test]
 fn sniff_without_cap_net_raw_shows_eperm() {
-    require_root!("sniff_without_cap_net_raw_shows_eperm");
-    require_tool!("sniff_without_cap_net_raw_shows_eperm", "setpriv");
-    let mut cmd = Command::new("setpriv");
-    cmd.args([
-        "--reuid=nobody",
-        "--regid=nogroup",
-        "--clear-groups",
-        "--inh-caps=-all",
-    ])
-    .arg(env!("CARGO_BIN_EXE_ipclab"))
-    .args(["--format", "json", "sniff", "-c", "1"]);
-    let r = run_cmd(&mut cmd, LIMIT);
+    let Some(r) = run_as_nobody(
+        "sniff_without_cap_net_raw_shows_eperm",
+        &["--format", "json", "sniff", "-c", "1"],
+        LIMIT,
+    ) else {
+        return;
+    };
     assert_eq!(r.code(), Some(1));
     assert_eq!(r.steps()[0]["errno"], "EPERM");
     assert!(

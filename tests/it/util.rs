@@ -558,3 +558,45 @@ pub fn strace_crosscheck(test: &str, args: &[&str], limit: Duration) -> Option<R
     }
     Some(run)
 }
+
+// ------------------------------------------------------------ privileges
+
+/// Runs `ipclab ARGS` as user nobody with no capabilities (setpriv), for
+/// checking what an unprivileged user sees. `None` (with a skip) unless
+/// root and setpriv are there to make the switch.
+pub fn run_as_nobody(test: &str, args: &[&str], limit: Duration) -> Option<Run> {
+    if !is_root() || !have_tool("setpriv") {
+        skip(test, "needs root and setpriv to switch to user nobody");
+        return None;
+    }
+    let mut cmd = Command::new("setpriv");
+    cmd.args([
+        "--reuid=nobody",
+        "--regid=nogroup",
+        "--clear-groups",
+        "--inh-caps=-all",
+    ])
+    .arg(env!("CARGO_BIN_EXE_ipclab"))
+    .args(args)
+    .env("TMPDIR", "/tmp");
+    Some(run_cmd(&mut cmd, limit))
+}
+
+/// Runs `ipclab ARGS` inside a new network namespace (`unshare -n`) whose
+/// loopback is up, after the shell commands in `setup` (sysctls of that
+/// namespace). `None` (with a skip) without root, unshare or ip.
+pub fn run_in_netns(test: &str, setup: &str, args: &[&str], limit: Duration) -> Option<Run> {
+    if !is_root() || !have_tool("unshare") || !have_tool("ip") {
+        skip(
+            test,
+            "needs root, unshare and ip to make a network namespace",
+        );
+        return None;
+    }
+    // `exec "$0" "$@"` keeps the arguments as given, with no shell quoting.
+    let script = format!("ip link set lo up && {setup} && exec \"$0\" \"$@\"");
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-n", "sh", "-c", &script, env!("CARGO_BIN_EXE_ipclab")])
+        .args(args);
+    Some(run_cmd(&mut cmd, limit))
+}
