@@ -19,9 +19,9 @@ use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
 
 use crate::error::{Error, Result};
-use crate::lab::child_exit;
+use crate::lab::{child_exit, interrupted_or, StopSignals};
 use crate::sys::file;
-use crate::sys::process::{self, Disposition, Forked};
+use crate::sys::process::{self, Forked};
 use crate::trace::names::printable;
 use crate::trace::Recorder;
 
@@ -79,11 +79,12 @@ pub fn run(rec: &mut Recorder, cfg: &FifoConfig) -> Result<()> {
     }
 }
 
-/// What this run created, to remove on the way out (and only that).
+/// What this run created or changed, to undo on the way out (and only that).
 #[derive(Default)]
 struct Created {
     dir: Option<PathBuf>,
     fifo: Option<PathBuf>,
+    signals: Option<StopSignals>,
 }
 
 impl Created {
@@ -94,6 +95,9 @@ impl Created {
         }
         if let Some(d) = self.dir.take() {
             let _ = file::rmdir(rec, &d);
+        }
+        if let Some(signals) = self.signals.take() {
+            signals.restore(rec);
         }
     }
 }
@@ -156,20 +160,6 @@ fn open_fifo(rec: &mut Recorder, path: &Path, write: bool, waits: &'static str) 
     Ok(fd)
 }
 
-/// Installs the handlers that turn Ctrl-C / SIGTERM into an interrupted call.
-fn catch_signals(rec: &mut Recorder) -> Result<()> {
-    process::sigaction(rec, Signal::SIGINT, Disposition::Catch)?;
-    process::sigaction(rec, Signal::SIGTERM, Disposition::Catch)?;
-    Ok(())
-}
-
-fn interrupted_or<T>(r: Result<T>) -> Result<T> {
-    match (r, process::caught_signal()) {
-        (Err(e), Some(sig)) if e.errno() == Some(Errno::EINTR) => Err(Error::Interrupted(sig)),
-        (r, _) => r,
-    }
-}
-
 fn fresh_dir(rec: &mut Recorder, created: &mut Created) -> Result<PathBuf> {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -203,7 +193,7 @@ fn demo_inner(
     } else {
         ensure_fifo(rec, &path, created)?;
     }
-    catch_signals(rec)?;
+    created.signals = Some(StopSignals::catch(rec)?);
     match process::fork(rec)? {
         Forked::Child => child_exit(rec, |rec| {
             let fd = open_fifo(rec, &path, false, "waiting for a writer to open the FIFO")?;
@@ -259,7 +249,7 @@ fn one_end(rec: &mut Recorder, path: &Path, write: Option<&[u8]>) -> Result<()> 
     let mut created = Created::default();
     let result = (|| -> Result<()> {
         ensure_fifo(rec, path, &mut created)?;
-        catch_signals(rec)?;
+        created.signals = Some(StopSignals::catch(rec)?);
         match write {
             Some(msg) => {
                 let shown = path.display();

@@ -36,6 +36,62 @@ pub fn check_message(what: &str, msg: &str) -> Result<Vec<u8>> {
     Ok(msg.as_bytes().to_vec())
 }
 
+/// SIGINT and SIGTERM caught for the length of a lab: a blocked call then
+/// fails with EINTR, so the lab can clean up (FIFOs, children) and say so;
+/// [`StopSignals::restore`] puts the dispositions it found back, so a tour's
+/// next section starts as this one did.
+pub struct StopSignals {
+    saved: Vec<sys::process::Previous>,
+}
+
+impl StopSignals {
+    pub fn catch(rec: &mut Recorder) -> Result<Self> {
+        use nix::sys::signal::Signal;
+        use sys::process::Disposition;
+        let mut saved = Vec::new();
+        for sig in [Signal::SIGINT, Signal::SIGTERM] {
+            saved.push(sys::process::sigaction(rec, sig, Disposition::Catch)?);
+        }
+        Ok(StopSignals { saved })
+    }
+
+    pub fn restore(self, rec: &mut Recorder) {
+        for prev in self.saved {
+            // Failing to restore leaves our handler in place: harmless, and shown.
+            let _ = sys::process::restore(rec, prev);
+        }
+    }
+}
+
+/// Turns a call that SIGINT/SIGTERM interrupted into [`Error::Interrupted`].
+pub fn interrupted_or<T>(r: Result<T>) -> Result<T> {
+    match (r, sys::process::pending_stop()) {
+        (Err(e), Some(sig)) if e.errno() == Some(nix::errno::Errno::EINTR) => {
+            Err(crate::error::Error::Interrupted(sig))
+        }
+        (r, _) => r,
+    }
+}
+
+/// Runs `setup` on a fresh descriptor and hands both back; if `setup`
+/// fails, closes the descriptor with a recorded `close(2)` first — simply
+/// dropping the `OwnedFd` would close it without a step.
+pub fn set_up<T>(
+    rec: &mut Recorder,
+    fd: std::os::fd::OwnedFd,
+    setup: impl FnOnce(&mut Recorder, BorrowedFd<'_>) -> Result<T>,
+) -> Result<(std::os::fd::OwnedFd, T)> {
+    use std::os::fd::AsFd;
+    match setup(rec, fd.as_fd()) {
+        Ok(v) => Ok((fd, v)),
+        Err(e) => {
+            rec.note("setting the descriptor up failed: it is closed before the error is reported");
+            let _ = sys::file::close(rec, fd);
+            Err(e)
+        }
+    }
+}
+
 /// Runs `body` as a forked child and ends the child with `exit_group`:
 /// status 0 when it succeeds, 1 when it fails. Never returns.
 pub fn child_exit(rec: &mut Recorder, body: impl FnOnce(&mut Recorder) -> Result<()>) -> ! {

@@ -284,9 +284,9 @@ pub fn run(rec: &mut Recorder, cfg: &PingConfig) -> Result<()> {
     }
     let mut ping = Ping::new(rec, cfg, ip, family, fd);
     let mut result = ping.setup(rec).and_then(|()| ping.run(rec));
-    if ping.catching {
-        rec.note("SIGINT gets its default action back: Ctrl-C ends the process again");
-        let restored = process::sigaction(rec, Signal::SIGINT, Disposition::Default);
+    if let Some(prev) = ping.catching.take() {
+        rec.note("SIGINT gets back the disposition it had before ping: Ctrl-C acts as it did");
+        let restored = process::restore(rec, prev);
         result = result.and(restored.map_err(Error::from));
     }
     rec.note("the socket is closed; nothing more arrives for this process");
@@ -321,7 +321,7 @@ struct Ping<'c> {
     /// The first request whose -W deadline has not been looked at yet.
     unchecked: u32,
     /// SIGINT is caught (and must be given back its default at the end).
-    catching: bool,
+    catching: Option<process::Previous>,
     transmitted: u32,
     replies: u32,
     dups: u32,
@@ -342,7 +342,7 @@ impl<'c> Ping<'c> {
             our_id: id,
             requests: vec![Request::default(); n],
             unchecked: 1,
-            catching: false,
+            catching: None,
             transmitted: 0,
             replies: 0,
             dups: 0,
@@ -396,8 +396,7 @@ impl<'c> Ping<'c> {
             socket::setsockopt_int(rec, fd, level, name, 1)?;
         }
         rec.note("Ctrl-C now interrupts the wait (no SA_RESTART): ping stops sending and prints its statistics, as iputils ping does");
-        process::sigaction(rec, Signal::SIGINT, Disposition::Catch)?;
-        self.catching = true;
+        self.catching = Some(process::sigaction(rec, Signal::SIGINT, Disposition::Catch)?);
         Ok(())
     }
 
@@ -412,7 +411,7 @@ impl<'c> Ping<'c> {
         let mut buf = vec![0u8; self.cfg.size + 8 + 60 + 64];
         let start = Instant::now();
         let mut next_send = start;
-        while process::caught_signal().is_none() {
+        while process::pending_stop().is_none() {
             let now = Instant::now();
             let sending = self.transmitted < self.cfg.count;
             if sending && now >= next_send {

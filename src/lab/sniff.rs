@@ -93,37 +93,40 @@ impl Capture {
             ),
             _ => Error::Sys(e),
         })?;
-        let ifindex = match raw::ioctl_siocgifindex(rec, fd.as_fd(), iface) {
-            Ok(i) => i,
-            Err(e) if e.errno == Errno::ENODEV => {
-                let names: Vec<String> = pnet_datalink::interfaces()
-                    .into_iter()
-                    .map(|i| i.name)
-                    .collect();
-                return Err(Error::SysHint(
-                    e,
-                    format!(
-                        "no interface {iface}; this machine has: {} (listed by pnet_datalink through getifaddrs(3), whose netlink calls are not experiment steps)",
-                        names.join(", ")
-                    ),
+        let (fd, ifindex) = crate::lab::set_up(rec, fd, |rec, fd| {
+            let ifindex = match raw::ioctl_siocgifindex(rec, fd, iface) {
+                Ok(i) => i,
+                Err(e) if e.errno == Errno::ENODEV => {
+                    let names: Vec<String> = pnet_datalink::interfaces()
+                        .into_iter()
+                        .map(|i| i.name)
+                        .collect();
+                    return Err(Error::SysHint(
+                        e,
+                        format!(
+                            "no interface {iface}; this machine has: {} (listed by pnet_datalink through getifaddrs(3), whose netlink calls are not experiment steps)",
+                            names.join(", ")
+                        ),
+                    ));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if let Some(p) = proto {
+                let prog = filter::program(p);
+                rec.note(format!(
+                    "a {}-instruction classic BPF program: the kernel now queues only {} over IPv4/IPv6 (what tcpdump's `{}` compiles to, roughly)",
+                    prog.len(),
+                    p.name().to_uppercase(),
+                    p.name()
                 ));
+                raw::attach_filter(rec, fd, &prog)?;
             }
-            Err(e) => return Err(e.into()),
-        };
-        if let Some(p) = proto {
-            let prog = filter::program(p);
             rec.note(format!(
-                "a {}-instruction classic BPF program: the kernel now queues only {} over IPv4/IPv6 (what tcpdump's `{}` compiles to, roughly)",
-                prog.len(),
-                p.name().to_uppercase(),
-                p.name()
+                "only frames of {iface} from now on, in both directions"
             ));
-            raw::attach_filter(rec, fd.as_fd(), &prog)?;
-        }
-        rec.note(format!(
-            "only frames of {iface} from now on, in both directions"
-        ));
-        raw::bind_ll(rec, fd.as_fd(), ifindex, iface)?;
+            raw::bind_ll(rec, fd, ifindex, iface)?;
+            Ok(ifindex)
+        })?;
         Ok(Capture {
             fd,
             ifindex,

@@ -25,8 +25,8 @@ use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
 
 use crate::error::{Error, Result, SysError};
-use crate::lab::child_exit;
 use crate::lab::repeater::{self, family, is_quit, reply_into, shown, RECV_SIZE};
+use crate::lab::{child_exit, StopSignals};
 use crate::sys::process::{self, Disposition, Forked};
 use crate::sys::{file, socket};
 use crate::trace::Recorder;
@@ -79,6 +79,9 @@ enum Ending {
 /// then gives EPIPE instead of a SIGPIPE that would kill the whole server.
 const SEND_FLAGS: i32 = libc::MSG_NOSIGNAL;
 
+/// How long a blocking send may wait for a client that does not read.
+const SEND_STALL: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn stop_signal() -> Option<i32> {
     if process::take_caught(Signal::SIGINT) {
         Some(libc::SIGINT)
@@ -87,12 +90,6 @@ fn stop_signal() -> Option<i32> {
     } else {
         None
     }
-}
-
-fn catch_stop_signals(rec: &mut Recorder) -> Result<()> {
-    process::sigaction(rec, Signal::SIGINT, Disposition::Catch)?;
-    process::sigaction(rec, Signal::SIGTERM, Disposition::Catch)?;
-    Ok(())
 }
 
 /// socket → setsockopt(SO_REUSEADDR) → bind → listen (→ getsockname for port 0).
@@ -110,31 +107,33 @@ pub fn listener(
         rec.note("a non-blocking listening socket: accept() returns EAGAIN instead of sleeping");
     }
     let fd = socket::socket(rec, family(addr), ty, libc::IPPROTO_TCP)?;
-    rec.note(
-        "SO_REUSEADDR: bind() works even while old connections on this port sit in TIME_WAIT \
-         (about 60 s after a close) — without it a restarted server fails with EADDRINUSE",
-    );
-    socket::setsockopt_int(rec, fd.as_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
-    if let Err(e) = socket::bind(rec, fd.as_fd(), addr) {
-        let hint = match e.errno {
-            Errno::EADDRINUSE => format!(
-                "another socket already listens on {addr}: stop it, or pick another port (port 0 lets the kernel choose)"
-            ),
-            Errno::EACCES => format!(
-                "port {} is below 1024: it needs root or CAP_NET_BIND_SERVICE; use a port ≥ 1024",
-                addr.port()
-            ),
-            Errno::EADDRNOTAVAIL => format!(
-                "{} is not an address of this machine; use 0.0.0.0, 127.0.0.1, [::] or [::1]",
-                addr.ip()
-            ),
-            _ => format!("cannot bind {addr}"),
-        };
-        return Err(Error::SysHint(e, hint));
-    }
-    socket::listen(rec, fd.as_fd(), backlog)?;
-    let local = repeater::local_address(rec, fd.as_fd(), addr)?;
-    Ok((fd, local))
+    crate::lab::set_up(rec, fd, |rec, fd| {
+        rec.note(
+            "SO_REUSEADDR: bind() works even while old connections on this port sit in TIME_WAIT \
+             (about 60 s after a close) — without it a restarted server fails with EADDRINUSE",
+        );
+        socket::setsockopt_int(rec, fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+        if let Err(e) = socket::bind(rec, fd, addr) {
+            let hint = match e.errno {
+                Errno::EADDRINUSE => format!(
+                    "another socket already listens on {addr}: stop it, or pick another port (port 0 lets the kernel choose)"
+                ),
+                Errno::EACCES => format!(
+                    "port {} is below 1024: it needs root or CAP_NET_BIND_SERVICE; use a port ≥ 1024",
+                    addr.port()
+                ),
+                Errno::EADDRNOTAVAIL => format!(
+                    "{} is not an address of this machine; use 0.0.0.0, 127.0.0.1, [::] or [::1]",
+                    addr.ip()
+                ),
+                _ => format!("cannot bind {addr}"),
+            };
+            return Err(Error::SysHint(e, hint));
+        }
+        socket::listen(rec, fd, backlog)?;
+        let local = repeater::local_address(rec, fd, addr)?;
+        Ok(local)
+    })
 }
 
 /// `ipclab tcp server`.
@@ -162,12 +161,14 @@ fn connectable(local: &SocketAddr) -> SocketAddr {
 
 /// Runs the chosen model on a listening socket until it stops.
 pub fn serve(rec: &mut Recorder, lst: OwnedFd, cfg: &ServerConfig) -> Result<()> {
-    catch_stop_signals(rec)?;
-    match cfg.model {
+    let signals = StopSignals::catch(rec)?;
+    let result = match cfg.model {
         Model::Iterative => iterative(rec, lst, cfg),
         Model::Fork => forking(rec, lst, cfg),
         Model::Poll => polling(rec, lst, cfg),
-    }
+    };
+    signals.restore(rec);
+    result
 }
 
 /// accept4 on a blocking listener; EINTR from a stop signal ends the server.
@@ -214,6 +215,18 @@ fn converse(
     prefix: &[u8],
 ) -> Result<Ending> {
     let who = peer_name(peer);
+    rec.note(format!(
+        "SO_SNDTIMEO {} s: a client that sends but never reads its replies fills its receive window; \
+         send() then gives up after this long instead of stalling the server for good",
+        SEND_STALL.as_secs()
+    ));
+    socket::setsockopt_timeval(
+        rec,
+        conn.as_fd(),
+        libc::SOL_SOCKET,
+        libc::SO_SNDTIMEO,
+        SEND_STALL,
+    )?;
     let mut buf = [0u8; RECV_SIZE];
     let mut reply = Vec::with_capacity(prefix.len() + RECV_SIZE);
     loop {
@@ -270,6 +283,13 @@ fn send_all(rec: &mut Recorder, conn: &OwnedFd, data: &[u8], who: &str) -> Resul
                 if let Some(sig) = stop_signal() {
                     return Err(Error::Interrupted(sig));
                 }
+            }
+            Err(e) if e.errno == Errno::EAGAIN => {
+                rec.message(format!(
+                    "{who} has not read its replies for {} s (SO_SNDTIMEO): giving up on it",
+                    SEND_STALL.as_secs()
+                ));
+                return Ok(None);
             }
             Err(e) => return Err(e.into()),
         }
@@ -457,6 +477,7 @@ fn polling(rec: &mut Recorder, lst: OwnedFd, cfg: &ServerConfig) -> Result<()> {
     let mut lst = Some(lst);
     let mut conns: HashMap<RawFd, Conn> = HashMap::new();
     let mut accepted = 0usize;
+    let mut paused = false;
     let mut buf = [0u8; RECV_SIZE];
     let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
     let result = (|| -> Result<()> {
@@ -483,9 +504,19 @@ fn polling(rec: &mut Recorder, lst: OwnedFd, cfg: &ServerConfig) -> Result<()> {
                 let fd = data as RawFd;
                 if lst.as_ref().is_some_and(|l| l.as_raw_fd() == fd) {
                     if let Some(l) = &lst {
-                        if let Some(c) = poll_accept(rec, ep.as_fd(), l)? {
-                            accepted += 1;
-                            conns.insert(c.fd.as_raw_fd(), c);
+                        match poll_accept(rec, ep.as_fd(), l)? {
+                            Accepted::Conn(c) => {
+                                accepted += 1;
+                                conns.insert(c.fd.as_raw_fd(), c);
+                            }
+                            Accepted::Nothing => {}
+                            Accepted::OutOfFds => {
+                                // Level-triggered: a listener left in the set
+                                // would wake us at once, forever.
+                                rec.note("out of descriptors: the listener leaves the epoll set until a connection closes; the new client waits in the backlog");
+                                socket::epoll_ctl(rec, ep.as_fd(), libc::EPOLL_CTL_DEL, lfd, 0, 0)?;
+                                paused = true;
+                            }
                         }
                     }
                     continue;
@@ -508,6 +539,20 @@ fn polling(rec: &mut Recorder, lst: OwnedFd, cfg: &ServerConfig) -> Result<()> {
                             Ending::Reset => "the reset connection is released (and leaves the epoll set)",
                         });
                         file::close(rec, c.fd)?;
+                        if paused && lst.is_some() {
+                            rec.note(
+                                "a descriptor is free again: the listener rejoins the epoll set",
+                            );
+                            socket::epoll_ctl(
+                                rec,
+                                ep.as_fd(),
+                                libc::EPOLL_CTL_ADD,
+                                lfd,
+                                libc::EPOLLIN as u32,
+                                lfd as u64,
+                            )?;
+                            paused = false;
+                        }
                     }
                 }
             }
@@ -524,17 +569,28 @@ fn polling(rec: &mut Recorder, lst: OwnedFd, cfg: &ServerConfig) -> Result<()> {
     result
 }
 
+/// What one accept4 on the non-blocking listener gave.
+enum Accepted {
+    Conn(Conn),
+    /// Nothing to take after all (EAGAIN, ECONNABORTED, EINTR).
+    Nothing,
+    /// EMFILE/ENFILE: the connection stays queued until a descriptor frees up.
+    OutOfFds,
+}
+
 fn poll_accept(
     rec: &mut Recorder,
     ep: std::os::fd::BorrowedFd<'_>,
     lst: &OwnedFd,
-) -> Result<Option<Conn>> {
-    rec.note_err("the connection went away before accept() took it: nothing to do");
+) -> Result<Accepted> {
     let (fd, peer) =
         match socket::accept4(rec, lst.as_fd(), libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK) {
             Ok(c) => c,
             Err(e) if matches!(e.errno, Errno::EAGAIN | Errno::ECONNABORTED | Errno::EINTR) => {
-                return Ok(None)
+                return Ok(Accepted::Nothing)
+            }
+            Err(e) if matches!(e.errno, Errno::EMFILE | Errno::ENFILE) => {
+                return Ok(Accepted::OutOfFds)
             }
             Err(e) => return Err(accept_error(e)),
         };
@@ -547,7 +603,7 @@ fn poll_accept(
         libc::EPOLLIN as u32,
         raw as u64,
     )?;
-    Ok(Some(Conn {
+    Ok(Accepted::Conn(Conn {
         fd,
         who: peer_name(peer),
         pending: Vec::new(),
@@ -755,7 +811,7 @@ fn exchange(rec: &mut Recorder, sock: &OwnedFd, msg: &[u8]) -> Result<bool> {
 
 /// Lines from stdin, read with traced read(2) calls into a fixed buffer.
 pub struct StdinLines {
-    buf: [u8; RECV_SIZE + 1],
+    buf: [u8; RECV_SIZE],
     len: usize,
     eof: bool,
 }
@@ -763,7 +819,7 @@ pub struct StdinLines {
 impl Default for StdinLines {
     fn default() -> Self {
         StdinLines {
-            buf: [0; RECV_SIZE + 1],
+            buf: [0; RECV_SIZE],
             len: 0,
             eof: false,
         }
@@ -796,8 +852,8 @@ impl StdinLines {
             }
             let stdin = std::io::stdin();
             rec.waiting("waiting for a line on stdin (Ctrl-D ends)");
-            let end = RECV_SIZE.min(self.buf.len());
-            let n = file::read(rec, stdin.as_fd(), &mut self.buf[self.len..end])?;
+            // Not empty: a full buffer was handed out as a piece above.
+            let n = file::read(rec, stdin.as_fd(), &mut self.buf[self.len..])?;
             if n == 0 {
                 self.eof = true;
             }

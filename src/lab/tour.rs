@@ -144,10 +144,22 @@ pub fn sections() -> Vec<Section> {
 
 /// Runs the tour; fails (exit 1) if any section failed.
 pub fn run(rec: &mut Recorder) -> Result<()> {
+    // Decided before the first step, so the probe's reads of /proc (not lab
+    // steps) never fall between two sections' syscalls.
+    let plan: Vec<(Section, Option<String>)> = sections()
+        .into_iter()
+        .map(|s| {
+            let why = (s.skip)();
+            (s, why)
+        })
+        .collect();
+    if plan.iter().any(|(_, why)| why.is_some()) {
+        rec.message("privileges read from /proc/self/status (CapEff) before the first section; that read is not a lab step");
+    }
     let mut rows = Vec::new();
     let mut failed = 0;
-    for s in sections() {
-        if let Some(why) = (s.skip)() {
+    for (s, skip) in plan {
+        if let Some(why) = skip {
             rec.section(s.name, s.title);
             rec.message(format!("skipped: {why}"));
             rows.push(SummaryRow {
@@ -160,13 +172,19 @@ pub fn run(rec: &mut Recorder) -> Result<()> {
         }
         let (row, result) = run_section(rec, s.name, s.title, s.run);
         rows.push(row);
-        match result {
-            Err(e @ Error::Interrupted(_)) => {
-                rec.summary(&rows);
-                return Err(e);
+        // A Ctrl-C that a section caught (and perhaps reported as its own
+        // failure) still means: stop the tour.
+        let stop = match result {
+            Err(Error::Interrupted(sig)) => Some(sig),
+            Err(_) => {
+                failed += 1;
+                crate::sys::process::pending_stop()
             }
-            Err(_) => failed += 1,
-            Ok(()) => {}
+            Ok(()) => crate::sys::process::pending_stop(),
+        };
+        if let Some(sig) = stop {
+            rec.summary(&rows);
+            return Err(Error::Interrupted(sig));
         }
     }
     rec.summary(&rows);

@@ -18,9 +18,9 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::WaitStatus;
 
 use crate::error::{Error, Result};
-use crate::lab::child_exit;
 use crate::lab::repeater::{self, family, is_quit, reply_into, shown};
-use crate::sys::process::{self, Disposition, Forked};
+use crate::lab::{child_exit, StopSignals};
+use crate::sys::process::{self, Forked};
 use crate::sys::{file, socket};
 use crate::trace::Recorder;
 
@@ -68,20 +68,22 @@ pub fn bound_socket(rec: &mut Recorder, addr: &SocketAddr) -> Result<(OwnedFd, S
         libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
         libc::IPPROTO_UDP,
     )?;
-    rec.note(
-        "bound: datagrams sent to this address now queue on this socket — no listen(), no accept()",
-    );
-    if let Err(e) = socket::bind(rec, fd.as_fd(), addr) {
-        let hint = match e.errno {
-            Errno::EADDRINUSE => format!("another socket already has UDP {addr}: stop it or pick another port (0: the kernel chooses)"),
-            Errno::EACCES => format!("port {} is below 1024: it needs root or CAP_NET_BIND_SERVICE", addr.port()),
-            Errno::EADDRNOTAVAIL => format!("{} is not an address of this machine", addr.ip()),
-            _ => format!("cannot bind UDP {addr}"),
-        };
-        return Err(Error::SysHint(e, hint));
-    }
-    let local = repeater::local_address(rec, fd.as_fd(), addr)?;
-    Ok((fd, local))
+    crate::lab::set_up(rec, fd, |rec, fd| {
+        rec.note(
+            "bound: datagrams sent to this address now queue on this socket — no listen(), no accept()",
+        );
+        if let Err(e) = socket::bind(rec, fd, addr) {
+            let hint = match e.errno {
+                Errno::EADDRINUSE => format!("another socket already has UDP {addr}: stop it or pick another port (0: the kernel chooses)"),
+                Errno::EACCES => format!("port {} is below 1024: it needs root or CAP_NET_BIND_SERVICE", addr.port()),
+                Errno::EADDRNOTAVAIL => format!("{} is not an address of this machine", addr.ip()),
+                _ => format!("cannot bind UDP {addr}"),
+            };
+            return Err(Error::SysHint(e, hint));
+        }
+        let local = repeater::local_address(rec, fd, addr)?;
+        Ok(local)
+    })
 }
 
 /// `ipclab udp server`.
@@ -93,13 +95,16 @@ pub fn server(rec: &mut Recorder, cfg: &ServerConfig) -> Result<()> {
 
 /// Answers datagrams on a bound socket until "q" (or a stop signal).
 pub fn serve(rec: &mut Recorder, sock: OwnedFd, cfg: &ServerConfig) -> Result<()> {
-    process::sigaction(rec, Signal::SIGINT, Disposition::Catch)?;
-    process::sigaction(rec, Signal::SIGTERM, Disposition::Catch)?;
+    let signals = StopSignals::catch(rec)?;
     let result = serve_loop(rec, &sock, cfg);
+    signals.restore(rec);
     rec.note("the server's socket is closed: datagrams to its port are now answered with ICMP port unreachable");
     file::close(rec, sock)?;
     result
 }
+
+/// The largest UDP payload over IPv4: 65535 minus the IPv4 and UDP headers.
+const MAX_DATAGRAM_V4: usize = 65507;
 
 fn serve_loop(rec: &mut Recorder, sock: &OwnedFd, cfg: &ServerConfig) -> Result<()> {
     // Fixed, the largest datagram: memory does not grow with what clients send.
@@ -149,11 +154,13 @@ fn serve_loop(rec: &mut Recorder, sock: &OwnedFd, cfg: &ServerConfig) -> Result<
             continue;
         }
         reply_into(&mut reply, &cfg.prefix, msg);
-        rec.note_err(format!(
-            "the reply ({} bytes: prefix + message) is larger than one UDP datagram may be (65507 bytes over IPv4): \
-             the kernel refuses it; the server carries on",
-            reply.len()
-        ));
+        if reply.len() > MAX_DATAGRAM_V4 {
+            rec.note_err(format!(
+                "the reply ({} bytes: prefix + message) is larger than one UDP datagram may be (65507 bytes over IPv4): \
+                 the kernel refuses it; the server carries on",
+                reply.len()
+            ));
+        }
         match socket::sendto(rec, sock.as_fd(), &reply, 0, Some(&to)) {
             Ok(_) => {}
             Err(e)

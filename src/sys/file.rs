@@ -120,15 +120,18 @@ pub fn write(rec: &mut Recorder, fd: BorrowedFd<'_>, data: &[u8]) -> Result<usiz
     )
 }
 
-/// Announces a `write(2)` that may never return — the kernel raises SIGPIPE
-/// when no reader is left, and its default action kills the writer — then
-/// makes it. The step is printed first, with strace's `= ?`.
+/// Announces a `write(2)` that may never return to this process, then makes
+/// it. With no reader left the kernel fails the write with EPIPE and queues
+/// SIGPIPE; the signal's default action kills the process on the way back to
+/// user space, so nothing after the call could print its result. The step is
+/// printed first, with strace's `= ?` (strace, watching from outside, shows
+/// `= -1 EPIPE` and then `+++ killed by SIGPIPE +++`).
 pub fn write_may_die(rec: &mut Recorder, fd: BorrowedFd<'_>, data: &[u8]) -> nix::Result<usize> {
     let raw = fd.as_raw_fd();
     let args = vec![raw.to_string(), quote(data), data.len().to_string()];
-    let note =
-        "no reader is left: the kernel raises SIGPIPE, whose default action ends this process \
-                before write() returns — see the parent's wait4";
+    let note = "no reader is left: the kernel fails this write with EPIPE and queues SIGPIPE, whose \
+                default action kills this process before write() returns to it, so no result can be \
+                printed here (strace shows -1 EPIPE, then +++ killed by SIGPIPE +++); see the parent's wait4";
     rec.call_unknown(Call::new("write"), args, note, || {
         nix::unistd::write(fd, data)
     })

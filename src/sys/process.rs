@@ -1,7 +1,7 @@
 //! Processes and signals: fork (clone), wait4, kill, exit_group,
 //! rt_sigaction, clock_nanosleep.
 
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal};
@@ -186,33 +186,40 @@ pub fn sigprocmask(rec: &mut Recorder, block: bool, sig: Signal) -> Result<(), S
     )
 }
 
-/// The last signal caught by [`catch_signals`]'s handler, or 0.
-static CAUGHT: AtomicI32 = AtomicI32::new(0);
-
-/// One bit per signal caught and not yet taken by [`take_caught`].
+/// One bit per signal caught by `on_signal` and not yet taken by [`take_caught`].
 static PENDING: AtomicU64 = AtomicU64::new(0);
 
 extern "C" fn on_signal(sig: libc::c_int) {
-    // Only atomic stores: async-signal-safe.
-    CAUGHT.store(sig, Ordering::SeqCst);
+    // Only an atomic read-modify-write: async-signal-safe.
     if (0..64).contains(&sig) {
         PENDING.fetch_or(1 << sig, Ordering::SeqCst);
     }
 }
 
+fn bit(sig: Signal) -> u64 {
+    1u64 << (sig as i32)
+}
+
 /// Whether `sig` was caught since the last call for it (and clears it), for
 /// labs that catch several signals at once (SIGCHLD and SIGINT, say).
 pub fn take_caught(sig: Signal) -> bool {
-    let bit = 1u64 << (sig as i32);
-    PENDING.fetch_and(!bit, Ordering::SeqCst) & bit != 0
+    PENDING.fetch_and(!bit(sig), Ordering::SeqCst) & bit(sig) != 0
 }
 
-/// The signal caught since the handler was installed, if any.
-pub fn caught_signal() -> Option<i32> {
-    match CAUGHT.load(Ordering::SeqCst) {
-        0 => None,
-        s => Some(s),
-    }
+/// SIGINT or SIGTERM, if one was caught and not yet taken: a request to stop.
+pub fn pending_stop() -> Option<i32> {
+    let pending = PENDING.load(Ordering::SeqCst);
+    [Signal::SIGINT, Signal::SIGTERM]
+        .into_iter()
+        .find(|&s| pending & bit(s) != 0)
+        .map(|s| s as i32)
+}
+
+/// A signal's disposition before [`sigaction`] changed it; [`restore`] puts it back.
+#[derive(Debug, Clone, Copy)]
+pub struct Previous {
+    sig: Signal,
+    action: SigAction,
 }
 
 /// What [`sigaction`] installs.
@@ -228,9 +235,16 @@ pub enum Disposition {
 /// Corresponds to `sigaction(2)`, made as `rt_sigaction(2)`.
 /// See <https://man7.org/linux/man-pages/man2/sigaction.2.html>.
 ///
+/// Returns the disposition it replaced, for [`restore`]. Catching a signal
+/// first forgets an earlier catch of it, so a stale Ctrl-C cannot stop a
+/// later lab.
+///
 /// # Errors
 /// `EINVAL` for SIGKILL/SIGSTOP.
-pub fn sigaction(rec: &mut Recorder, sig: Signal, disp: Disposition) -> Result<(), SysError> {
+pub fn sigaction(rec: &mut Recorder, sig: Signal, disp: Disposition) -> Result<Previous, SysError> {
+    if disp == Disposition::Catch {
+        take_caught(sig);
+    }
     let handler = match disp {
         Disposition::Ignore => SigHandler::SigIgn,
         Disposition::Default => SigHandler::SigDfl,
@@ -244,11 +258,7 @@ pub fn sigaction(rec: &mut Recorder, sig: Signal, disp: Disposition) -> Result<(
         call,
         || unsafe { nix::sys::signal::sigaction(sig, &action) },
         |r| {
-            let show = |h: SigHandler| match h {
-                SigHandler::SigIgn => "SIG_IGN".to_string(),
-                SigHandler::SigDfl => "SIG_DFL".to_string(),
-                _ => "ipclab_on_signal".to_string(),
-            };
+            let show = handler_name;
             let new = format!(
                 "{{sa_handler={}, sa_mask=[], sa_flags=SA_RESTORER}}",
                 show(handler)
@@ -267,6 +277,44 @@ pub fn sigaction(rec: &mut Recorder, sig: Signal, disp: Disposition) -> Result<(
                     sig.as_str()
                 ),
             };
+            Shown::new(vec![sig.as_str().into(), new, old, "8".into()], 0, note)
+        },
+    )
+    .map(|action| Previous { sig, action })
+}
+
+fn handler_name(h: SigHandler) -> String {
+    match h {
+        SigHandler::SigIgn => "SIG_IGN".to_string(),
+        SigHandler::SigDfl => "SIG_DFL".to_string(),
+        _ => "ipclab_on_signal".to_string(),
+    }
+}
+
+/// Corresponds to `sigaction(2)` (`rt_sigaction(2)`) putting back the
+/// disposition a lab found, so the next lab in a tour starts as this one did.
+///
+/// # Errors
+/// `EINVAL`, which cannot happen for a disposition the kernel gave us.
+pub fn restore(rec: &mut Recorder, prev: Previous) -> Result<(), SysError> {
+    let Previous { sig, action } = prev;
+    let call = Call::new("rt_sigaction").libc("sigaction");
+    // SAFETY: `action` is the disposition the kernel reported for `sig` a
+    // moment ago (SIG_DFL, SIG_IGN, or a handler of this process), so
+    // installing it again sets up nothing new.
+    rec.call(
+        call,
+        || unsafe { nix::sys::signal::sigaction(sig, &action) },
+        |r| {
+            let new = format!("{{sa_handler={}, …}}", handler_name(action.handler()));
+            let old = match r {
+                Ok(old) => format!("{{sa_handler={}, …}}", handler_name(old.handler())),
+                Err(_) => "0x…".to_string(),
+            };
+            let note = format!(
+                "{} gets back the disposition it had before this lab",
+                sig.as_str()
+            );
             Shown::new(vec![sig.as_str().into(), new, old, "8".into()], 0, note)
         },
     )

@@ -11,7 +11,10 @@ pub fn errno(call: &str, e: Errno) -> String {
         (_, Errno::EAGAIN) => {
             "would block: the descriptor is non-blocking and no data or room is ready now"
         }
-        (_, Errno::EINTR) => "interrupted by a signal before anything happened",
+        (_, Errno::EINTR) => {
+            "interrupted by a signal before anything happened (strace shows the kernel's internal ERESTARTSYS here)"
+        }
+        (_, Errno::ECONNABORTED) => "the client gave up before accept() took its connection: nothing to do",
         ("write" | "sendto" | "sendmsg", Errno::EPIPE) => {
             "no reader is left on the other end: the kernel answers EPIPE (and raises SIGPIPE)"
         }
@@ -36,6 +39,7 @@ pub fn errno(call: &str, e: Errno) -> String {
         }
         (_, Errno::EBADF) => "not an open descriptor (or not open for this direction)",
         (_, Errno::EMFILE) => "this process has reached its descriptor limit (ulimit -n)",
+        (_, Errno::ENFILE) => "the whole system has reached its limit of open files",
         (_, Errno::ECHILD) => "no child left to wait for",
         (_, Errno::ESRCH) => "no such process",
         (_, Errno::EMSGSIZE) => "the datagram is larger than the protocol allows",

@@ -618,7 +618,7 @@ fn tcp_idle_client_does_not_block_others_in_fork_and_poll_models() {
             start.elapsed() < Duration::from_secs(5),
             "{model}: the idle client held others up"
         );
-        let _ = idle.join();
+        idle.join().expect("the idle client's own checks");
         let r = srv.stop(LIMIT);
         assert_clean(&r);
     }

@@ -175,8 +175,12 @@ pub fn spawn_cmd(cmd: &mut Command) -> Spawned {
     // must not reach the binary: its fd numbers are part of what is checked.
     // CLOSE_RANGE_CLOEXEC marks them close-on-exec rather than closing them,
     // so std's own exec-error pipe keeps working until exec.
-    // SAFETY: close_range is a single async-signal-safe syscall, run in the
-    // forked child before exec; it touches no memory of the parent.
+    // Likewise the dispositions of SIGINT and SIGTERM, which the binary
+    // prints: a job started in the background inherits them ignored, so
+    // start from the defaults a terminal gives.
+    // SAFETY: close_range and signal (sigaction) are async-signal-safe
+    // syscalls, run in the forked child before exec; they touch no memory
+    // of the parent.
     unsafe {
         cmd.pre_exec(|| {
             libc::syscall(
@@ -185,6 +189,8 @@ pub fn spawn_cmd(cmd: &mut Command) -> Spawned {
                 u32::MAX,
                 libc::CLOSE_RANGE_CLOEXEC,
             );
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            libc::signal(libc::SIGTERM, libc::SIG_DFL);
             Ok(())
         });
     }
@@ -349,6 +355,8 @@ pub struct StraceCall {
     pub ret: Option<i64>,
     pub errno: Option<String>,
     pub line: String,
+    /// The process was killed by a signal right after this call (its last).
+    pub fatal: bool,
 }
 
 impl StraceCall {
@@ -372,6 +380,12 @@ pub fn parse_strace(log: &str) -> HashMap<i64, Vec<StraceCall>> {
             continue;
         };
         let rest = rest.trim_start();
+        if rest.starts_with("+++ killed by") {
+            if let Some(last) = by_pid.get_mut(&pid).and_then(|v| v.last_mut()) {
+                last.fatal = true;
+            }
+            continue;
+        }
         if rest.starts_with("---") || rest.starts_with("+++") {
             continue;
         }
@@ -423,6 +437,7 @@ pub fn parse_strace(log: &str) -> HashMap<i64, Vec<StraceCall>> {
             ret,
             errno,
             line: raw.to_string(),
+            fatal: false,
         });
     }
     by_pid
@@ -524,7 +539,9 @@ pub fn strace_crosscheck(test: &str, args: &[&str], limit: Duration) -> Option<R
             let found = calls[..cursor].iter().rposition(|c| {
                 c.name == name
                     && (!comparable || c.first_arg() == arg0)
-                    && (ret.is_none() || c.ret == ret)
+                    // `= ?` is a call that never returned to the process:
+                    // exit_group, or the call a fatal signal followed.
+                    && (if ret.is_none() { c.ret.is_none() || c.fatal } else { c.ret == ret })
                     && (errno.is_none() || c.errno.as_deref() == errno)
             });
             match found {
