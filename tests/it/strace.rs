@@ -33,3 +33,16 @@ fn strace_agrees_with_the_fifo_demo() {
         run.assert_ok();
     }
 }
+
+#[test]
+fn strace_agrees_with_the_whole_tour() {
+    // Every section in one process tree: what the tour adds between sections
+    // (section headers, the summary) must make no unprinted syscall.
+    if let Some(run) = strace_crosscheck(
+        "strace_agrees_with_the_whole_tour",
+        &["tour"],
+        Duration::from_secs(90),
+    ) {
+        run.assert_ok();
+    }
+}
