@@ -489,23 +489,29 @@ impl<'c> Ping<'c> {
         let (family, dgram, id) = (self.family, self.cfg.dgram, self.id);
         let mut msg = icmp::echo_request(family, id, seq16, &icmp::payload(self.cfg.size, None));
         let dst = SocketAddr::new(self.ip, 0);
-        let r = &mut self.requests[seq as usize];
-        r.deadline = Some(Instant::now() + self.cfg.timeout);
-        // The send time goes in last, just before sendto, as iputils does.
-        let now = SystemTime::now();
-        let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
-        icmp::stamp(
-            family,
+        self.requests[seq as usize].deadline = Some(Instant::now() + self.cfg.timeout);
+        // The send time goes in last, inside the sendto step, as iputils
+        // does: only the clock read and the checksum precede the syscall.
+        let sent = socket::sendto_stamped(
+            rec,
+            self.fd.as_fd(),
             &mut msg,
-            since.as_secs() as i64,
-            i64::from(since.subsec_micros()),
-        );
-        r.sent = Some(now);
-        if rec.tracing() {
-            // Under --quiet nothing is formatted between the stamp and sendto.
-            rec.note(send_note(family, dgram, id, seq, &msg));
-        }
-        socket::sendto(rec, self.fd.as_fd(), &msg, 0, Some(&dst))?;
+            0,
+            &dst,
+            |msg| {
+                let now = SystemTime::now();
+                let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+                icmp::stamp(
+                    family,
+                    msg,
+                    since.as_secs() as i64,
+                    i64::from(since.subsec_micros()),
+                );
+                now
+            },
+            |msg| send_note(family, dgram, id, seq, msg),
+        )?;
+        self.requests[seq as usize].sent = Some(sent);
         self.transmitted += 1;
         if self.cfg.dgram && seq == 1 {
             let a = socket::getsockname_explained(rec, self.fd(), |a| {

@@ -65,19 +65,35 @@ pub fn echo_request(family: Family, id: u16, seq: u16, payload: &[u8]) -> Vec<u8
 }
 
 /// Writes the send time into a built echo request (the first 16 data
-/// bytes, as [`payload`] lays them out) and, for IPv4, recomputes the
+/// bytes, as [`payload`] lays them out) and, for IPv4, updates the
 /// checksum. ping builds the packet first and stamps it last, just before
 /// sendto, as iputils does, so that building it is not part of the RTT.
+/// For the same reason the checksum is not recomputed over the whole
+/// message: the 16 bytes written are folded into the one `echo_request`
+/// computed (RFC 1624, eqn. 3), as iputils folds in its timeval — a few
+/// additions, where a full pass (cold code after ping's sleep) cost about
+/// 0.5 µs of every RTT.
 pub fn stamp(family: Family, message: &mut [u8], sec: i64, usec: i64) {
     if message.len() < HEADER_LEN + TIMEVAL_LEN {
         return;
     }
-    message[HEADER_LEN..HEADER_LEN + 8].copy_from_slice(&sec.to_ne_bytes());
-    message[HEADER_LEN + 8..HEADER_LEN + 16].copy_from_slice(&usec.to_ne_bytes());
+    let mut new = [0u8; TIMEVAL_LEN];
+    new[..8].copy_from_slice(&sec.to_ne_bytes());
+    new[8..].copy_from_slice(&usec.to_ne_bytes());
+    let at = HEADER_LEN..HEADER_LEN + TIMEVAL_LEN;
     if family == Family::V4 {
-        let sum = checksum(message);
-        message[2..4].copy_from_slice(&sum.to_be_bytes());
+        // HC' = ~(~HC + ~m + m'), in one's complement arithmetic.
+        let word = |b: &[u8]| u32::from(u16::from_be_bytes([b[0], b[1]]));
+        let mut sum = u32::from(!checksum_field(message));
+        for (old, new) in message[at.clone()].chunks_exact(2).zip(new.chunks_exact(2)) {
+            sum += (!word(old) & 0xffff) + word(new);
+        }
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        message[2..4].copy_from_slice(&(!(sum as u16)).to_be_bytes());
     }
+    message[at].copy_from_slice(&new);
 }
 
 /// The checksum field of a built or received message.
@@ -421,6 +437,25 @@ mod tests {
         assert_eq!(pnet_packet::util::checksum(&m, usize::MAX), 0);
         assert_eq!(&m[8..16], &1i64.to_ne_bytes());
         assert_eq!(m[8 + 20], 20);
+    }
+
+    #[test]
+    fn stamp_updates_the_checksum_as_a_full_pass_would() {
+        for (sec, usec) in [
+            (0, 0),
+            (1_795_579_147, 149_534),
+            (-1, 999_999),
+            (i64::MAX, 1),
+        ] {
+            let mut m = echo_request(Family::V4, 0xbeef, 42, &payload(56, None));
+            stamp(Family::V4, &mut m, sec, usec);
+            assert_eq!(&m[8..16], &sec.to_ne_bytes());
+            assert_eq!(&m[16..24], &usec.to_ne_bytes());
+            assert_eq!(checksum_field(&m), checksum(&m), "stamp {sec}.{usec}");
+            // Stamping again (the old bytes are a stamp now) still agrees.
+            stamp(Family::V4, &mut m, sec ^ 0x5a5a, usec + 1);
+            assert_eq!(checksum_field(&m), checksum(&m));
+        }
     }
 
     #[test]

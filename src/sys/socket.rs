@@ -523,8 +523,8 @@ fn sendto_inner(
     libc_name: &'static str,
 ) -> Result<usize, SysError> {
     let raw = fd.as_raw_fd();
-    // ping stamps each request just before this call: under --quiet nothing
-    // is formatted on the way in (the arguments only once the step is shown).
+    // Under --quiet nothing is formatted on the way in (the arguments only
+    // once the step is shown).
     let mut call = Call::new("sendto").libc(libc_name);
     if rec.tracing() {
         call = call.may_wait(
@@ -552,38 +552,107 @@ fn sendto_inner(
                 None => send(std::ptr::null(), 0),
             }
         },
-        |r| {
-            let (ret, note) = match r {
-                Ok(n) if *n == data.len() => (
-                    *n as i64,
-                    match to {
-                        Some(a) => format!("{n} bytes sent to {a} as one datagram"),
-                        None => format!("{n} bytes handed to the kernel to send"),
-                    },
-                ),
-                Ok(n) => (
-                    *n as i64,
-                    format!("short send: the kernel took {n} of {} bytes", data.len()),
-                ),
-                Err(_) => (-1, String::new()),
-            };
-            let (addr_arg, len_arg) = match to {
-                Some(a) => (names::sockaddr(a), names::sockaddr_len(a).to_string()),
-                None => ("NULL".to_string(), "0".to_string()),
-            };
-            Shown::new(
-                vec![
-                    raw.to_string(),
-                    quote(data),
-                    data.len().to_string(),
-                    names::msg_flags(flags),
-                    addr_arg,
-                    len_arg,
-                ],
-                ret,
-                note,
+        |r| sendto_shown(raw, data, flags, to, r),
+    )
+}
+
+/// [`sendto`] of a message that carries its own send time, as ping's echo
+/// request does: `stamp` writes the time into `data` inside the step, after
+/// the step is announced and its clock started, as the very last thing
+/// before the syscall. Nothing of ours (the recorder's bookkeeping, the
+/// address conversion) then lies between the time written and the kernel
+/// taking the packet, as in iputils ping, where only gettimeofday and the
+/// checksum precede sendto. The step shows the stamped bytes, and `explain`
+/// gives its note from them (called only when steps are shown).
+///
+/// Returns what `stamp` returned (the send time).
+///
+/// # Errors
+/// As [`sendto`].
+pub fn sendto_stamped<T>(
+    rec: &mut Recorder,
+    fd: BorrowedFd<'_>,
+    data: &mut [u8],
+    flags: i32,
+    to: &SocketAddr,
+    stamp: impl FnOnce(&mut [u8]) -> T,
+    explain: impl FnOnce(&[u8]) -> String,
+) -> Result<T, SysError> {
+    let raw = fd.as_raw_fd();
+    let mut call = Call::new("sendto");
+    if rec.tracing() {
+        // The bytes are not final yet: the marker names the descriptor only.
+        call = call.may_wait(
+            raw.to_string(),
+            "waiting for room in the socket's send buffer",
+        );
+    }
+    let pending = rec.begin(call);
+    let (stamped, result) = with_sockaddr(to, |sa| {
+        let stamped = stamp(data);
+        // SAFETY: `data` is a live slice of `data.len()` bytes the kernel
+        // only reads; `sa` is a valid sockaddr of its length, borrowed for
+        // this call.
+        let r = unsafe {
+            libc::sendto(
+                raw,
+                data.as_ptr().cast(),
+                data.len(),
+                flags,
+                sa.as_ptr(),
+                sa.len(),
             )
-        },
+        };
+        (stamped, Errno::result(r).map(|n| n as usize))
+    });
+    let data = &*data;
+    rec.end(pending, result, |r| {
+        let mut shown = sendto_shown(raw, data, flags, Some(to), r);
+        if matches!(r, Ok(n) if *n == data.len()) {
+            shown.note = explain(data);
+        }
+        shown
+    })
+    .map(|_| stamped)
+}
+
+/// How a finished sendto is shown: strace's arguments and the default note.
+fn sendto_shown(
+    raw: RawFd,
+    data: &[u8],
+    flags: i32,
+    to: Option<&SocketAddr>,
+    r: &nix::Result<usize>,
+) -> Shown {
+    let (ret, note) = match r {
+        Ok(n) if *n == data.len() => (
+            *n as i64,
+            match to {
+                Some(a) => format!("{n} bytes sent to {a} as one datagram"),
+                None => format!("{n} bytes handed to the kernel to send"),
+            },
+        ),
+        Ok(n) => (
+            *n as i64,
+            format!("short send: the kernel took {n} of {} bytes", data.len()),
+        ),
+        Err(_) => (-1, String::new()),
+    };
+    let (addr_arg, len_arg) = match to {
+        Some(a) => (names::sockaddr(a), names::sockaddr_len(a).to_string()),
+        None => ("NULL".to_string(), "0".to_string()),
+    };
+    Shown::new(
+        vec![
+            raw.to_string(),
+            quote(data),
+            data.len().to_string(),
+            names::msg_flags(flags),
+            addr_arg,
+            len_arg,
+        ],
+        ret,
+        note,
     )
 }
 
