@@ -279,9 +279,11 @@ pub fn run(rec: &mut Recorder, cfg: &PingConfig) -> Result<()> {
         Ok(fd) => fd,
         Err(e) => return Err(socket_error(rec, e, cfg.dgram)),
     };
-    if cfg.drop_privileges {
-        drop_privileges(rec, "the raw socket")?;
-    }
+    let fd = if cfg.drop_privileges {
+        crate::lab::set_up(rec, fd, |rec, _| drop_privileges(rec, "the raw socket"))?.0
+    } else {
+        fd
+    };
     let mut ping = Ping::new(rec, cfg, ip, family, fd);
     let mut result = ping.setup(rec).and_then(|()| ping.run(rec));
     if let Some(prev) = ping.catching.take() {

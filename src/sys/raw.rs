@@ -245,7 +245,13 @@ pub fn recvmsg(
     rec.end(pending, result, |r| match r {
         Ok((got, cmsgs, controllen)) => {
             let name = got.from.map_or("NULL".to_string(), |a| names::sockaddr(&a));
-            let namelen = got.from.map_or(0, |a| names::sockaddr_len(&a));
+            // The kernel was offered a whole sockaddr_storage and says how
+            // much it filled: strace's `128 => 16`.
+            let offered = std::mem::size_of::<libc::sockaddr_storage>();
+            let namelen = match got.from.map(|a| names::sockaddr_len(&a)) {
+                Some(n) if n != offered => format!("{offered} => {n}"),
+                _ => offered.to_string(),
+            };
             let msg = format!(
                 "{{msg_name={name}, msg_namelen={namelen}, msg_iov=[{{iov_base={}, iov_len={cap}}}], msg_iovlen=1, msg_control=[{}], msg_controllen={}, msg_flags={}}}",
                 quote(&buf[..got.len.min(cap)]),
