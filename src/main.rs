@@ -13,7 +13,10 @@ use ipclab::lab::{self, fifo, ping, pipe, repeater, sniff, tcp, udp};
 use ipclab::trace::{Recorder, TraceOptions};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     let opts = TraceOptions {
         json: cli.global.format == Format::Json,
         quiet: cli.global.quiet,
@@ -211,4 +214,34 @@ fn single(
         rec.summary(&[row]);
     }
     result
+}
+
+/// Prints clap's verdict on bad arguments as one line (what was wrong, what
+/// is valid) and exits 2; help and version go out as clap formats them.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit();
+    }
+    let text = e.render().to_string();
+    let line: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("For more information"))
+        .map(|l| l.strip_prefix("error: ").unwrap_or(l))
+        .collect();
+    let mut joined = String::new();
+    for part in line {
+        if !joined.is_empty() {
+            joined.push_str(if joined.ends_with(':') { " " } else { "; " });
+        }
+        joined.push_str(part);
+    }
+    eprintln!("ipclab: {joined} (see --help)");
+    ExitCode::from(2)
 }

@@ -144,3 +144,32 @@ fn no_arguments_prints_help_and_exits_2() {
     assert_eq!(r.code(), Some(2));
     assert!(r.stderr.contains("Usage"));
 }
+
+#[test]
+fn bad_arguments_get_one_line_and_exit_2() {
+    for args in [
+        &["tcp", "demo", "--model", "nope"][..],
+        &["pipe", "--fill", "--sigpipe"],
+        &["fifo", "read"],
+        &["bogus"],
+        &["udp", "server", "--drop-every", "0"],
+        &["tcp", "server", "--listen", "1.2.3.4:99999"],
+    ] {
+        let r = run(args, LIMIT);
+        assert_eq!(r.code(), Some(2), "{args:?}: {}", r.stderr);
+        assert_eq!(
+            r.stderr.lines().count(),
+            1,
+            "{args:?}: one line, got:\n{}",
+            r.stderr
+        );
+        assert!(r.stderr.starts_with("ipclab: "), "{}", r.stderr);
+        assert!(r.stdout.is_empty(), "{args:?}: nothing ran");
+    }
+    let r = run(&["tcp", "demo", "--model", "nope"], LIMIT);
+    assert!(
+        r.stderr.contains("possible values: iterative, fork, poll"),
+        "{}",
+        r.stderr
+    );
+}
