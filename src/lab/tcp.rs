@@ -463,17 +463,23 @@ struct Conn {
     watching_out: bool,
 }
 
+/// Adds `fd` to the epoll set for reading, with itself as the event's data.
+fn watch_in(rec: &mut Recorder, ep: std::os::fd::BorrowedFd<'_>, fd: RawFd) -> Result<()> {
+    socket::epoll_ctl(
+        rec,
+        ep,
+        libc::EPOLL_CTL_ADD,
+        fd,
+        libc::EPOLLIN as u32,
+        fd as u64,
+    )?;
+    Ok(())
+}
+
 fn polling(rec: &mut Recorder, lst: OwnedFd, cfg: &ServerConfig) -> Result<()> {
     let ep = socket::epoll_create1(rec, libc::EPOLL_CLOEXEC)?;
     let lfd = lst.as_raw_fd();
-    socket::epoll_ctl(
-        rec,
-        ep.as_fd(),
-        libc::EPOLL_CTL_ADD,
-        lfd,
-        libc::EPOLLIN as u32,
-        lfd as u64,
-    )?;
+    watch_in(rec, ep.as_fd(), lfd)?;
     let mut lst = Some(lst);
     let mut conns: HashMap<RawFd, Conn> = HashMap::new();
     let mut accepted = 0usize;
@@ -543,14 +549,7 @@ fn polling(rec: &mut Recorder, lst: OwnedFd, cfg: &ServerConfig) -> Result<()> {
                             rec.note(
                                 "a descriptor is free again: the listener rejoins the epoll set",
                             );
-                            socket::epoll_ctl(
-                                rec,
-                                ep.as_fd(),
-                                libc::EPOLL_CTL_ADD,
-                                lfd,
-                                libc::EPOLLIN as u32,
-                                lfd as u64,
-                            )?;
+                            watch_in(rec, ep.as_fd(), lfd)?;
                             paused = false;
                         }
                     }
@@ -594,15 +593,7 @@ fn poll_accept(
             }
             Err(e) => return Err(accept_error(e)),
         };
-    let raw = fd.as_raw_fd();
-    socket::epoll_ctl(
-        rec,
-        ep,
-        libc::EPOLL_CTL_ADD,
-        raw,
-        libc::EPOLLIN as u32,
-        raw as u64,
-    )?;
+    let (fd, ()) = crate::lab::set_up(rec, fd, |rec, c| watch_in(rec, ep, c.as_raw_fd()))?;
     Ok(Accepted::Conn(Conn {
         fd,
         who: peer_name(peer),
