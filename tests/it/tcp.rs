@@ -360,21 +360,8 @@ c.close(); s.close()
 "#;
 
 /// Starts PY_SERVER and returns it with its port.
-fn python_server(test: &str) -> Option<(std::process::Child, u16)> {
-    if !have_tool("python3") {
-        skip(test, "needs python3 for an independent peer");
-        return None;
-    }
-    let mut child = Command::new("python3")
-        .arg("-c")
-        .arg(PY_SERVER)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3");
-    let out = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(out).read_line(&mut line).expect("port line");
-    Some((child, line.trim().parse().expect("port")))
+fn python_server(test: &str) -> Option<(Spawned, u16)> {
+    crate::util::python_peer(test, PY_SERVER, LIMIT)
 }
 
 #[test]
@@ -398,7 +385,7 @@ fn tcp_client_talks_to_an_independent_python_server() {
         ],
         LIMIT,
     );
-    let _ = crate::util::Spawned { child: Some(py) }.wait_timeout(LIMIT); // bounded, even if the peer hangs
+    let _ = py.wait_timeout(LIMIT); // bounded, even if the peer hangs
     c.assert_ok();
     let msgs = c.messages().join("\n");
     assert!(msgs.contains("reply: \"echo:hi\""), "{msgs}");
@@ -427,7 +414,7 @@ fn tcp_client_reads_lines_from_stdin() {
             .expect("write stdin");
     }
     let c = Spawned { child: Some(child) }.wait_timeout(LIMIT);
-    let _ = crate::util::Spawned { child: Some(py) }.wait_timeout(LIMIT); // bounded, even if the peer hangs
+    let _ = py.wait_timeout(LIMIT); // bounded, even if the peer hangs
     c.assert_ok();
     let msgs = c.messages().join("\n");
     assert!(msgs.contains("reply: \"echo:first line\""), "{msgs}");

@@ -2,12 +2,10 @@
 //! client (0-byte and 65507-byte datagrams too), the client against a Python
 //! server that drops a reply, IPv6, and the strace cross-check.
 
-use std::io::{BufRead, BufReader};
-use std::process::Command;
 use std::time::Duration;
 
 use crate::tcp::{have_ipv6, python, Server, PREFIX};
-use crate::util::{have_tool, leaked_fds, run, skip, strace_crosscheck, unreaped_children};
+use crate::util::{leaked_fds, run, skip, strace_crosscheck, unreaped_children};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -149,21 +147,10 @@ while True:
 #[test]
 fn udp_client_reports_a_lost_reply_from_an_independent_server() {
     let test = "udp_client_reports_a_lost_reply_from_an_independent_server";
-    if !have_tool("python3") {
-        skip(test, "needs python3 for an independent peer");
+    let Some((py, port)) = crate::util::python_peer(test, PY_SERVER, LIMIT) else {
         return;
-    }
-    let mut py = Command::new("python3")
-        .arg("-c")
-        .arg(PY_SERVER)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3");
-    let mut line = String::new();
-    BufReader::new(py.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("port");
-    let target = format!("127.0.0.1:{}", line.trim());
+    };
+    let target = format!("127.0.0.1:{port}");
     let c = run(
         &[
             "--format",
@@ -185,7 +172,7 @@ fn udp_client_reports_a_lost_reply_from_an_independent_server() {
         ],
         LIMIT,
     );
-    let _ = crate::util::Spawned { child: Some(py) }.wait_timeout(LIMIT); // bounded, even if the peer hangs
+    let _ = py.wait_timeout(LIMIT); // bounded, even if the peer hangs
     c.assert_ok();
     let msgs = c.messages().join("\n");
     assert!(msgs.contains("reply from 127.0.0.1"), "{msgs}");

@@ -617,3 +617,37 @@ pub fn run_in_netns(test: &str, setup: &str, args: &[&str], limit: Duration) -> 
         .args(args);
     Some(run_cmd(&mut cmd, limit))
 }
+
+// ------------------------------------------------------------ peers
+
+/// Starts `python3 -c SCRIPT` as an independent peer that prints the port it
+/// bound on its first line; returns it (killed and reaped when dropped) with
+/// that port. The wait for the line is bounded. `None` (with a skip) when
+/// python3 is missing.
+pub fn python_peer(test: &str, script: &str, limit: Duration) -> Option<(Spawned, u16)> {
+    use std::io::BufRead;
+    if !have_tool("python3") {
+        skip(test, "needs python3 for an independent peer");
+        return None;
+    }
+    let mut peer = spawn_cmd(Command::new("python3").arg("-c").arg(script));
+    let out = peer
+        .child
+        .as_mut()
+        .and_then(|c| c.stdout.take())
+        .expect("peer stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(out).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx
+        .recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("{test}: the peer printed no port within {limit:?}"));
+    let port = line
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{test}: not a port: {line:?}"));
+    Some((peer, port))
+}
