@@ -13,7 +13,13 @@ pub struct SysError {
 
 impl fmt::Display for SysError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {:?}: {}", self.call, self.errno, self.errno.desc())
+        write!(
+            f,
+            "{}: {:?}: {}",
+            self.call,
+            self.errno,
+            crate::render::errno::errno_text(self.errno)
+        )
     }
 }
 
@@ -68,11 +74,9 @@ impl fmt::Display for Error {
             Error::SysHint(e, hint) => write!(f, "{e}: {hint}"),
             Error::Protocol(m) | Error::Usage(m) => write!(f, "{m}"),
             Error::Interrupted(sig) => {
-                write!(
-                    f,
-                    "interrupted by {}; cleaned up",
-                    crate::trace::names::signal(*sig)
-                )
+                let name = nix::sys::signal::Signal::try_from(*sig)
+                    .map_or_else(|_| sig.to_string(), |s| s.as_str().to_string());
+                write!(f, "interrupted by {name}; cleaned up")
             }
         }
     }

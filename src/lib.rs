@@ -9,6 +9,8 @@
 pub mod cli;
 pub mod error;
 pub mod lab;
+#[allow(unsafe_code)]
+pub mod os;
 pub mod packet;
 pub mod render;
 #[allow(unsafe_code)]

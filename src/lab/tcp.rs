@@ -28,7 +28,7 @@ use crate::error::{Error, Result, SysError};
 use crate::lab::repeater::{self, family, is_quit, reply_into, shown, RECV_SIZE};
 use crate::lab::{child_exit, StopSignals};
 use crate::sys::process::{self, Disposition, Forked};
-use crate::sys::{file, socket};
+use crate::sys::{file, poll, socket};
 use crate::trace::Recorder;
 
 /// How the server handles more than one client.
@@ -370,7 +370,7 @@ fn forking(rec: &mut Recorder, lst: OwnedFd, cfg: &ServerConfig) -> Result<()> {
             let Some(l) = lst.as_ref() else {
                 return Ok(());
             };
-            match socket::ppoll_unblocked(rec, l.as_fd(), PollFlags::POLLIN) {
+            match poll::ppoll_unblocked(rec, l.as_fd(), PollFlags::POLLIN) {
                 Ok(_) => {}
                 Err(e) if e.errno == Errno::EINTR => {
                     if let Some(sig) = stop_signal() {
@@ -465,7 +465,7 @@ struct Conn {
 
 /// Adds `fd` to the epoll set for reading, with itself as the event's data.
 fn watch_in(rec: &mut Recorder, ep: std::os::fd::BorrowedFd<'_>, fd: RawFd) -> Result<()> {
-    socket::epoll_ctl(
+    poll::epoll_ctl(
         rec,
         ep,
         libc::EPOLL_CTL_ADD,
@@ -477,7 +477,7 @@ fn watch_in(rec: &mut Recorder, ep: std::os::fd::BorrowedFd<'_>, fd: RawFd) -> R
 }
 
 fn polling(rec: &mut Recorder, lst: OwnedFd, cfg: &ServerConfig) -> Result<()> {
-    let ep = socket::epoll_create1(rec, libc::EPOLL_CLOEXEC)?;
+    let ep = poll::epoll_create1(rec, libc::EPOLL_CLOEXEC)?;
     let lfd = lst.as_raw_fd();
     watch_in(rec, ep.as_fd(), lfd)?;
     let mut lst = Some(lst);
@@ -497,7 +497,7 @@ fn polling(rec: &mut Recorder, lst: OwnedFd, cfg: &ServerConfig) -> Result<()> {
                     return Ok(());
                 }
             }
-            let n = match socket::epoll_wait(rec, ep.as_fd(), &mut events, -1) {
+            let n = match poll::epoll_wait(rec, ep.as_fd(), &mut events, -1) {
                 Ok(n) => n,
                 Err(e) if e.errno == Errno::EINTR => match stop_signal() {
                     Some(sig) => return Err(Error::Interrupted(sig)),
@@ -520,7 +520,7 @@ fn polling(rec: &mut Recorder, lst: OwnedFd, cfg: &ServerConfig) -> Result<()> {
                                 // Level-triggered: a listener left in the set
                                 // would wake us at once, forever.
                                 rec.note("out of descriptors: the listener leaves the epoll set until a connection closes; the new client waits in the backlog");
-                                socket::epoll_ctl(rec, ep.as_fd(), libc::EPOLL_CTL_DEL, lfd, 0, 0)?;
+                                poll::epoll_ctl(rec, ep.as_fd(), libc::EPOLL_CTL_DEL, lfd, 0, 0)?;
                                 paused = true;
                             }
                         }
@@ -670,7 +670,7 @@ fn poll_flush(
                  its further requests wait in the kernel, not in our memory",
                 conn.who
             ));
-            socket::epoll_ctl(
+            poll::epoll_ctl(
                 rec,
                 ep,
                 libc::EPOLL_CTL_MOD,
@@ -686,7 +686,7 @@ fn poll_flush(
     conn.sent = 0;
     if conn.watching_out {
         rec.note("the reply is out: watch for requests again");
-        socket::epoll_ctl(
+        poll::epoll_ctl(
             rec,
             ep,
             libc::EPOLL_CTL_MOD,

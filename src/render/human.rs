@@ -5,7 +5,8 @@
 //!            fd 3 is the read end, fd 4 the write end
 //! ```
 
-use crate::trace::{Event, Outcome, Step};
+use super::errno::{errno_name, errno_text};
+use super::event::{Event, Outcome, Step};
 
 /// Renders events as text; colour only when asked (a tty without NO_COLOR).
 pub struct Human {
@@ -106,7 +107,9 @@ impl Human {
         let indent = " ".repeat(prefix.len());
         let ret = match step.outcome {
             Outcome::Ret(v) => v.to_string(),
-            Outcome::Err(e) => self.paint(RED, &format!("-1 {e:?} ({})", e.desc())),
+            Outcome::Err(e) => {
+                self.paint(RED, &format!("-1 {} ({})", errno_name(e), errno_text(e)))
+            }
             Outcome::Unknown => "?".to_string(),
         };
         let ret_note = step
@@ -141,7 +144,6 @@ impl Human {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trace::Step;
     use std::time::Duration;
 
     fn step(outcome: Outcome) -> Step {

@@ -5,8 +5,8 @@
 
 use serde_json::{json, Value};
 
-use crate::trace::names::errno_name;
-use crate::trace::{Event, Outcome};
+use super::errno::errno_name;
+use super::event::{Event, Outcome};
 
 /// One JSON line (with its newline) for an event; empty for events JSON omits.
 pub fn render(ev: &Event<'_>) -> String {

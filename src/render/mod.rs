@@ -5,27 +5,43 @@
 //! `fork`, and a parent and child printing at once never split a line
 //! (a pipe keeps writes of up to PIPE_BUF = 4096 bytes whole).
 
+pub mod errno;
+pub mod event;
 pub mod human;
 pub mod json;
 
-use std::io::Write;
+pub use event::Event;
 
-use crate::trace::{Event, TraceOptions};
+/// How events are shown.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RenderOptions {
+    pub json: bool,
+    /// ANSI colour (text only; a tty without NO_COLOR).
+    pub color: bool,
+}
 
 /// Renderer plus the stdout it writes to.
 pub struct Output {
     json: bool,
     human: human::Human,
     broken: bool,
+    /// The first write error other than EPIPE (ENOSPC on /dev/full, say).
+    failed: Option<std::io::Error>,
 }
 
 impl Output {
-    pub fn new(opts: TraceOptions) -> Self {
+    pub fn new(opts: RenderOptions) -> Self {
         Output {
             json: opts.json,
             human: human::Human::new(opts.color),
             broken: false,
+            failed: None,
         }
+    }
+
+    /// The first error writing stdout other than a closed pipe, if any.
+    pub fn failure(&self) -> Option<&std::io::Error> {
+        self.failed.as_ref()
     }
 
     /// True once stdout has been closed under us (EPIPE).
@@ -34,7 +50,7 @@ impl Output {
     }
 
     pub fn emit(&mut self, ev: &Event<'_>) {
-        if self.broken {
+        if self.broken || self.failed.is_some() {
             return;
         }
         let block = if self.json {
@@ -45,10 +61,12 @@ impl Output {
         if block.is_empty() {
             return;
         }
-        // File is unbuffered: write_all is one write(2) for blocks this size.
-        if let Err(e) = crate::sys::stdout_file().write_all(block.as_bytes()) {
+        // Unbuffered: write_all is one write(2) for blocks this size.
+        if let Err(e) = crate::os::write_stdout(block.as_bytes()) {
             if e.kind() == std::io::ErrorKind::BrokenPipe {
                 self.broken = true;
+            } else {
+                self.failed = Some(e);
             }
         }
     }

@@ -47,7 +47,7 @@ pub fn errno(call: &str, e: Errno) -> String {
         _ => "",
     };
     if text.is_empty() {
-        format!("failed: {}", e.desc())
+        format!("failed: {}", crate::render::errno::errno_text(e))
     } else {
         text.to_string()
     }

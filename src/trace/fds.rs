@@ -8,7 +8,7 @@
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use super::step::FdEntry;
+use crate::render::event::FdEntry;
 
 /// The current process's open descriptors, in order.
 pub fn table() -> Vec<FdEntry> {

@@ -9,14 +9,14 @@
 pub mod explain;
 pub mod fds;
 pub mod names;
-pub mod step;
 
 use std::io::IsTerminal;
 use std::time::Instant;
 
 use crate::error::SysError;
-use crate::render::Output;
-pub use step::{Event, FdEntry, Outcome, Step, SummaryRow};
+pub use crate::os::Counters;
+pub use crate::render::event::{Event, FdEntry, Outcome, Step, SummaryRow};
+use crate::render::{Output, RenderOptions};
 
 /// How a run is shown; built from the global CLI flags.
 #[derive(Debug, Clone, Copy)]
@@ -29,16 +29,6 @@ pub struct TraceOptions {
     /// Pause before each syscall until Enter.
     pub step: bool,
     pub color: bool,
-}
-
-/// Counters shared by every process of a run (parent and forked children),
-/// so `seq` is one sequence and the summary counts the children's calls too.
-#[derive(Debug, Default)]
-#[repr(C)]
-pub struct Counters {
-    pub seq: std::sync::atomic::AtomicU64,
-    pub calls: std::sync::atomic::AtomicU64,
-    pub failed: std::sync::atomic::AtomicU64,
 }
 
 /// The description of a call that a `sys` wrapper gives the recorder.
@@ -148,10 +138,13 @@ impl Recorder {
             eprintln!("ipclab: --step needs a terminal on stdin; running without pauses");
         }
         Recorder {
-            out: Output::new(opts),
+            out: Output::new(RenderOptions {
+                json: opts.json,
+                color: opts.color,
+            }),
             opts,
             pid: std::process::id() as i32,
-            counters: crate::sys::shared_counters(),
+            counters: crate::os::shared_counters(),
             pending_note: None,
             pending_err_note: None,
             pending_wait: None,

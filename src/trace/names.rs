@@ -319,11 +319,6 @@ pub fn protocol(af: i32, proto: i32) -> String {
     }
 }
 
-/// The C name of an errno, as strace prints it (`EAGAIN`, never `EWOULDBLOCK`).
-pub fn errno_name(e: nix::errno::Errno) -> String {
-    format!("{e:?}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -364,7 +359,6 @@ mod tests {
             socket_type(libc::SOCK_STREAM | libc::SOCK_CLOEXEC),
             "SOCK_STREAM|SOCK_CLOEXEC"
         );
-        assert_eq!(errno_name(nix::errno::Errno::EAGAIN), "EAGAIN");
     }
 
     #[test]
