@@ -215,6 +215,14 @@ pub enum TcpAction {
         /// Text put before each echoed message (default: the seed's)
         #[arg(long, value_name = "TEXT")]
         reply_prefix: Option<String>,
+        /// Close a connection that sends nothing for SECS (iterative and fork
+        /// models; 0: wait for ever)
+        #[arg(long, default_value_t = 60.0, value_name = "SECS")]
+        idle_timeout: f64,
+        /// Serve at most N connections at once (fork model); others wait in the backlog
+        #[arg(long, default_value_t = 64, value_name = "N",
+              value_parser = clap::value_parser!(u32).range(1..=4096))]
+        max_children: u32,
     },
     /// Client: socket, connect, then send and recv per message ("q" quits)
     Client {
@@ -224,6 +232,9 @@ pub enum TcpAction {
         /// Message to send (repeatable); without it, lines are read from stdin
         #[arg(long, value_name = "MSG")]
         send: Vec<String>,
+        /// Seconds to wait for each reply before giving up
+        #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+        timeout: f64,
     },
     /// Server (child) and client in one command, two connections, then "q"
     Demo {

@@ -36,7 +36,7 @@ pub enum Error {
     Protocol(String),
     /// Bad input: a value that is not valid, with what would be (exit 2).
     Usage(String),
-    /// The run was interrupted by SIGINT/SIGTERM after cleaning up (exit 130/143).
+    /// A stop signal (SIGHUP, SIGINT, SIGTERM) ended the run after cleaning up (exit 128+N).
     Interrupted(i32),
 }
 
@@ -85,7 +85,14 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 impl From<SysError> for Error {
+    /// A call that a stop signal interrupted becomes [`Error::Interrupted`]
+    /// here, in one place: no lab can mistake it for a failure, or retry it.
     fn from(e: SysError) -> Self {
+        if e.errno == Errno::EINTR {
+            if let Some(sig) = crate::os::stop_pending() {
+                return Error::Interrupted(sig);
+            }
+        }
         Error::Sys(e)
     }
 }

@@ -10,6 +10,7 @@ use ipclab::cli::{
 };
 use ipclab::error::{Error, Result};
 use ipclab::lab::{self, fifo, ping, pipe, repeater, sniff, tcp, udp};
+use ipclab::sys::signal;
 use ipclab::trace::{Recorder, TraceOptions};
 
 fn main() -> ExitCode {
@@ -37,31 +38,70 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("ipclab: {e}");
+                    eprintln!("{}", one_line(&format!("ipclab: {e}")));
                     ExitCode::FAILURE
                 }
             };
         }
         _ => {}
     }
+    // Bad input is refused before the first syscall step.
+    let job = match plan(cli.command) {
+        Ok(job) => job,
+        Err(e) => {
+            eprintln!("{}", one_line(&format!("ipclab: {e}")));
+            return ExitCode::from(e.exit_code() as u8);
+        }
+    };
     let mut rec = Recorder::new(opts);
-    let result = run(&mut rec, cli.command);
-    if rec.output_broken() {
+    // Held and caught before the lab makes anything it would have to clean up.
+    let result = match signal::hold_stops(&mut rec) {
+        Ok(()) => job(&mut rec),
+        Err(e) => Err(e.into()),
+    };
+    exit_code(&rec, result)
+}
+
+/// A validated command, ready to run.
+type Job = Box<dyn FnOnce(&mut Recorder) -> Result<()>>;
+
+/// The exit status: 0, 1 (the experiment failed, or stdout could not be
+/// written), 2 (bad usage), 128+N (a stop signal ended the run after its
+/// cleanup). A closed stdout (`| head`) is not a failure.
+fn exit_code(rec: &Recorder, result: Result<()>) -> ExitCode {
+    if let Some(e) = rec.output_failure() {
+        eprintln!("ipclab: cannot write the trace to stdout: {e}");
+        return ExitCode::FAILURE;
+    }
+    let stopped = signal::stop_pending();
+    if rec.output_broken() && stopped.is_none() {
         return ExitCode::SUCCESS;
     }
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("ipclab: {e}");
+    match (result, stopped) {
+        (Err(e @ Error::Usage(_)), _) => {
+            eprintln!("{}", one_line(&format!("ipclab: {e}")));
+            ExitCode::from(2)
+        }
+        (_, Some(sig)) => {
+            eprintln!("ipclab: {}", Error::Interrupted(sig));
+            ExitCode::from((128 + sig) as u8)
+        }
+        (Ok(()), None) => ExitCode::SUCCESS,
+        (Err(e), None) => {
+            eprintln!("{}", one_line(&format!("ipclab: {e}")));
             ExitCode::from(e.exit_code() as u8)
         }
     }
 }
 
-/// Validates the arguments into a config, then runs that lab as one section.
-fn run(rec: &mut Recorder, command: Command) -> Result<()> {
+/// Validates the arguments into a config, and returns the job that runs
+/// that lab as one section.
+fn plan(command: Command) -> Result<Job> {
     match command {
-        Command::Tour => lab::tour::run(rec),
+        Command::Tour => {
+            let plan = lab::tour::plan();
+            Ok(Box::new(move |r| lab::tour::run(r, plan)))
+        }
         Command::Pipe(a) => {
             let mode = if a.fill {
                 pipe::PipeMode::Fill
@@ -75,7 +115,7 @@ fn run(rec: &mut Recorder, command: Command) -> Result<()> {
                 pipe::PipeMode::Basic { reverse: a.reverse }
             };
             let cfg = pipe::PipeConfig::new(mode, &a.message)?;
-            single(rec, "pipe", |r| pipe::run(r, &cfg))
+            single("pipe", move |r| pipe::run(r, &cfg))
         }
         Command::Fifo(a) => {
             let cfg = match a.action {
@@ -91,10 +131,10 @@ fn run(rec: &mut Recorder, command: Command) -> Result<()> {
                     message: fifo::check_message(&msg)?,
                 },
             };
-            single(rec, "fifo", |r| fifo::run(r, &cfg))
+            single("fifo", move |r| fifo::run(r, &cfg))
         }
-        Command::Tcp(a) => run_tcp(rec, a.action),
-        Command::Udp(a) => run_udp(rec, a.action),
+        Command::Tcp(a) => plan_tcp(a.action),
+        Command::Udp(a) => plan_udp(a.action),
         Command::Ping(a) => {
             let family = match (a.ipv4, a.ipv6) {
                 (true, _) => Some(ipclab::packet::icmp::Family::V4),
@@ -105,7 +145,7 @@ fn run(rec: &mut Recorder, command: Command) -> Result<()> {
                 &a.host, family, a.count, a.interval, a.size, a.ttl, a.timeout, a.dgram,
             )?;
             cfg.kernel_filter = !a.no_filter;
-            single(rec, "ping", |r| ping::run(r, &cfg))
+            single("ping", move |r| ping::run(r, &cfg))
         }
         Command::Sniff(a) => {
             let proto = a.proto.map(|p| match p {
@@ -114,9 +154,9 @@ fn run(rec: &mut Recorder, command: Command) -> Result<()> {
                 SniffProto::Icmp => ipclab::packet::Proto::Icmp,
             });
             let cfg = sniff::SniffConfig::new(&a.iface, a.count, proto, a.timeout)?;
-            single(rec, "sniff", |r| sniff::run(r, &cfg))
+            single("sniff", move |r| sniff::run(r, &cfg))
         }
-        Command::Completions { .. } | Command::Man => Ok(()),
+        Command::Completions { .. } | Command::Man => Ok(Box::new(|_| Ok(()))),
     }
 }
 
@@ -144,7 +184,7 @@ fn prefix(p: Option<String>) -> Vec<u8> {
         .into_bytes()
 }
 
-fn run_tcp(rec: &mut Recorder, action: TcpAction) -> Result<()> {
+fn plan_tcp(action: TcpAction) -> Result<Job> {
     match action {
         TcpAction::Server {
             listen,
@@ -152,6 +192,8 @@ fn run_tcp(rec: &mut Recorder, action: TcpAction) -> Result<()> {
             model: m,
             once,
             reply_prefix,
+            idle_timeout,
+            max_children,
         } => {
             let cfg = tcp::ServerConfig {
                 listen: repeater::parse_addr(&listen, "--listen")?,
@@ -159,21 +201,32 @@ fn run_tcp(rec: &mut Recorder, action: TcpAction) -> Result<()> {
                 model: model(m),
                 limit: once.then_some(1),
                 prefix: prefix(reply_prefix),
+                idle: if idle_timeout == 0.0 {
+                    None
+                } else {
+                    Some(udp::check_timeout(idle_timeout, "--idle-timeout")?)
+                },
+                max_children: max_children as usize,
             };
-            single(rec, "tcp server", |r| tcp::server(r, &cfg))
+            single("tcp server", move |r| tcp::server(r, &cfg))
         }
-        TcpAction::Client { connect, send } => {
+        TcpAction::Client {
+            connect,
+            send,
+            timeout,
+        } => {
             let cfg = tcp::ClientConfig {
                 connect: repeater::parse_addr(&connect, "--connect")?,
                 messages: messages(&send, false)?,
+                timeout: udp::check_timeout(timeout, "--timeout")?,
             };
-            single(rec, "tcp client", |r| tcp::client(r, &cfg))
+            single("tcp client", move |r| tcp::client(r, &cfg))
         }
-        TcpAction::Demo { model: m } => single(rec, "tcp demo", |r| tcp::demo(r, model(m))),
+        TcpAction::Demo { model: m } => single("tcp demo", move |r| tcp::demo(r, model(m))),
     }
 }
 
-fn run_udp(rec: &mut Recorder, action: UdpAction) -> Result<()> {
+fn plan_udp(action: UdpAction) -> Result<Job> {
     match action {
         UdpAction::Server {
             listen,
@@ -185,7 +238,7 @@ fn run_udp(rec: &mut Recorder, action: UdpAction) -> Result<()> {
                 drop_every,
                 prefix: prefix(reply_prefix),
             };
-            single(rec, "udp server", |r| udp::server(r, &cfg))
+            single("udp server", move |r| udp::server(r, &cfg))
         }
         UdpAction::Client {
             connect,
@@ -195,38 +248,49 @@ fn run_udp(rec: &mut Recorder, action: UdpAction) -> Result<()> {
             let cfg = udp::ClientConfig {
                 connect: repeater::parse_addr(&connect, "--connect")?,
                 messages: messages(&send, true)?,
-                timeout: udp::check_timeout(timeout)?,
+                timeout: udp::check_timeout(timeout, "--timeout")?,
             };
-            single(rec, "udp client", |r| udp::client(r, &cfg))
+            single("udp client", move |r| udp::client(r, &cfg))
         }
-        UdpAction::Demo => single(rec, "udp demo", udp::demo),
+        UdpAction::Demo => single("udp demo", udp::demo),
     }
 }
 
 /// One lab, then a one-row summary (so JSON readers always get a `summary`).
 fn single(
-    rec: &mut Recorder,
-    name: &str,
-    lab: impl FnOnce(&mut Recorder) -> Result<()>,
-) -> Result<()> {
-    let (row, result) = lab::measure(rec, name, lab);
-    if !matches!(result, Err(Error::Usage(_))) {
-        rec.summary(&[row]);
-    }
-    result
+    name: &'static str,
+    lab: impl FnOnce(&mut Recorder) -> Result<()> + 'static,
+) -> Result<Job> {
+    Ok(Box::new(move |rec| {
+        let (row, result) = lab::measure(rec, name, lab);
+        if !matches!(result, Err(Error::Usage(_))) {
+            rec.summary(&[row]);
+        }
+        result
+    }))
 }
 
 /// Prints clap's verdict on bad arguments as one line (what was wrong, what
 /// is valid) and exits 2; help and version go out as clap formats them.
 fn usage_error(e: clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
-    if matches!(
-        e.kind(),
-        ErrorKind::DisplayHelp
-            | ErrorKind::DisplayVersion
-            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
-    ) {
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
         e.exit();
+    }
+    if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        // Nothing asked for: one line, not the whole help on stderr.
+        let words: Vec<String> = std::env::args().skip(1).collect();
+        let cmd = std::iter::once("ipclab".to_string())
+            .chain(words)
+            .collect::<Vec<_>>()
+            .join(" ");
+        eprintln!(
+            "{}",
+            one_line(&format!(
+                "ipclab: `{cmd}` needs a command; try `ipclab tour`, or see `{cmd} --help`"
+            ))
+        );
+        return ExitCode::from(2);
     }
     let text = e.render().to_string();
     let line: Vec<&str> = text
@@ -242,6 +306,39 @@ fn usage_error(e: clap::Error) -> ExitCode {
         }
         joined.push_str(part);
     }
-    eprintln!("ipclab: {joined} (see --help)");
+    eprintln!("{}", one_line(&format!("ipclab: {joined} (see --help)")));
     ExitCode::from(2)
+}
+
+/// An error line as one line of plain text: control characters from the
+/// user's own input (a newline in a path, an escape sequence in a host name)
+/// are escaped as strace escapes them, never sent to the terminal raw.
+fn one_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => {
+                let mut buf = [0u8; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    out.push_str(&format!("\\{b:o}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn error_lines_escape_control_characters() {
+        assert_eq!(one_line("no\ndir/x\x1b[31m"), "no\\ndir/x\\33[31m");
+        assert_eq!(one_line("复读机"), "复读机");
+    }
 }

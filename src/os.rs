@@ -60,3 +60,83 @@ pub fn write_stdout(block: &[u8]) -> std::io::Result<()> {
     let mut f = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) });
     f.write_all(block)
 }
+
+// ------------------------------------------------------------------ signals
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// One bit per signal caught by [`on_signal`]. The stop signals' bits are
+/// never cleared: once one came, the run is ending.
+static CAUGHT: AtomicU64 = AtomicU64::new(0);
+/// Set while a blocking call that cannot be a ppoll runs with the stop
+/// signals let in (see `sys::signal::interruptible`).
+static IN_WINDOW: AtomicBool = AtomicBool::new(false);
+/// Set by the handler when it armed the re-interrupt timer.
+static KICKED: AtomicBool = AtomicBool::new(false);
+
+/// SIGHUP, SIGINT, SIGTERM: the signals that ask a command to stop.
+pub const STOP_SIGNALS: [i32; 3] = [libc::SIGHUP, libc::SIGINT, libc::SIGTERM];
+
+fn bit(sig: i32) -> u64 {
+    if (1..64).contains(&sig) {
+        1u64 << sig
+    } else {
+        0
+    }
+}
+
+/// The handler ipclab installs: it records the signal and, for a stop
+/// signal that lands inside a window, arms a repeating 10 ms timer. A stop
+/// signal delivered in the instant between the window's last check and the
+/// blocking call itself would otherwise go unnoticed until the call returned
+/// by itself, perhaps never; each SIGALRM interrupts the call (no
+/// SA_RESTART) until the window closes and disarms the timer.
+pub extern "C" fn on_signal(sig: libc::c_int) {
+    // Atomics and setitimer only: both async-signal-safe.
+    CAUGHT.fetch_or(bit(sig), Ordering::SeqCst);
+    if STOP_SIGNALS.contains(&sig)
+        && IN_WINDOW.load(Ordering::SeqCst)
+        && !KICKED.swap(true, Ordering::SeqCst)
+    {
+        let tick = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 10_000,
+        };
+        let t = libc::itimerval {
+            it_interval: tick,
+            it_value: tick,
+        };
+        // SAFETY: `t` is a valid itimerval on this stack frame; a NULL old
+        // value is allowed. setitimer touches no memory of ours besides `t`.
+        unsafe {
+            libc::setitimer(libc::ITIMER_REAL, &t, std::ptr::null_mut());
+        }
+    }
+}
+
+/// The first stop signal caught, if any (SIGINT before SIGTERM before SIGHUP).
+pub fn stop_pending() -> Option<i32> {
+    let c = CAUGHT.load(Ordering::SeqCst);
+    [libc::SIGINT, libc::SIGTERM, libc::SIGHUP]
+        .into_iter()
+        .find(|&s| c & bit(s) != 0)
+}
+
+/// Whether `sig` was caught since the last call for it, clearing it (for
+/// SIGCHLD and SIGALRM; a stop signal stays recorded).
+pub fn take_caught(sig: i32) -> bool {
+    if STOP_SIGNALS.contains(&sig) {
+        return CAUGHT.load(Ordering::SeqCst) & bit(sig) != 0;
+    }
+    CAUGHT.fetch_and(!bit(sig), Ordering::SeqCst) & bit(sig) != 0
+}
+
+/// Opens or closes the window in which the handler arms its timer.
+pub fn set_window(open: bool) {
+    IN_WINDOW.store(open, Ordering::SeqCst);
+}
+
+/// Whether the handler armed its timer since the last call (and clears it).
+pub fn take_kicked() -> bool {
+    KICKED.swap(false, Ordering::SeqCst)
+}

@@ -14,14 +14,14 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use nix::sys::signal::Signal;
 use nix::sys::wait::WaitStatus;
-use nix::unistd::Pid;
 
 use crate::error::{Error, Result};
-use crate::lab::{child_exit, interrupted_or, StopSignals};
+use crate::lab::child_exit;
+use crate::lab::wait;
 use crate::sys::file;
 use crate::sys::process::{self, Forked};
+use crate::sys::signal;
 use crate::trace::names::printable;
 use crate::trace::Recorder;
 
@@ -79,25 +79,79 @@ pub fn run(rec: &mut Recorder, cfg: &FifoConfig) -> Result<()> {
     }
 }
 
-/// What this run created or changed, to undo on the way out (and only that).
+/// A path this run created, with the identity (device, inode) it had then:
+/// at cleanup it is removed only if it is still that object.
+#[derive(Debug, Clone)]
+pub struct Made {
+    pub path: PathBuf,
+    pub dev: u64,
+    pub ino: u64,
+}
+
+impl Made {
+    /// Records what `lstat` says sits at `path` now (just made by this run).
+    pub fn look(rec: &mut Recorder, path: &Path, what: &str) -> Result<Made> {
+        rec.note(format!(
+            "ipclab remembers which {what} it made (device and inode): at the end it removes that one, and nothing else"
+        ));
+        let st = file::lstat(rec, path)?;
+        Ok(Made {
+            path: path.to_path_buf(),
+            dev: st.st_dev,
+            ino: st.st_ino,
+        })
+    }
+
+    /// Removes the path if it is still what this run made (`rmdir` for a
+    /// directory, `unlink` otherwise, with `note`); else says what is there
+    /// and leaves it.
+    pub fn remove(self, rec: &mut Recorder, dir: bool, note: &str) {
+        let shown = crate::trace::names::printable(self.path.as_os_str().as_encoded_bytes());
+        rec.note(
+            "same device and inode as when ipclab made it: still ipclab's own, so it may go \
+             (a check, then the removal: someone with write access to the directory could still swap it in between)",
+        );
+        match file::lstat(rec, &self.path) {
+            Ok(st) if st.st_dev == self.dev && st.st_ino == self.ino => {
+                rec.note(note);
+                let _ = if dir {
+                    file::rmdir(rec, &self.path)
+                } else {
+                    file::unlink(rec, &self.path)
+                };
+            }
+            Ok(st) => rec.message(format!(
+                "{shown} is now {} (inode {}) that ipclab did not make: left in place. \
+                 What ipclab made there (inode {}) was moved or removed by someone else",
+                file::kind_text(st.st_mode),
+                st.st_ino,
+                self.ino
+            )),
+            Err(_) => rec.message(format!(
+                "{shown} is gone already: someone else removed or renamed it; nothing to clean up"
+            )),
+        }
+    }
+}
+
+/// What this run created, to undo on the way out (and only that).
 #[derive(Default)]
 struct Created {
-    dir: Option<PathBuf>,
-    fifo: Option<PathBuf>,
-    signals: Option<StopSignals>,
+    dir: Option<Made>,
+    fifo: Option<Made>,
 }
 
 impl Created {
     fn remove(&mut self, rec: &mut Recorder) {
-        if let Some(p) = self.fifo.take() {
-            rec.note("the FIFO's name is removed; ipclab leaves nothing behind");
-            let _ = file::unlink(rec, &p);
+        if let Some(m) = self.fifo.take() {
+            m.remove(
+                rec,
+                false,
+                "the FIFO's name is removed; ipclab leaves nothing behind",
+            );
         }
         if let Some(d) = self.dir.take() {
-            let _ = file::rmdir(rec, &d);
-        }
-        if let Some(signals) = self.signals.take() {
-            signals.restore(rec);
+            d.remove(rec, true, "the private directory is removed");
         }
     }
 }
@@ -120,7 +174,7 @@ fn ensure_fifo(rec: &mut Recorder, path: &Path, created: &mut Created) -> Result
             rec.note_err("mkfifo failed: does the directory exist and may you write there?");
             match file::mkfifo(rec, path, 0o600) {
                 Ok(()) => {
-                    created.fifo = Some(path.to_path_buf());
+                    created.fifo = Some(Made::look(rec, path, "FIFO")?);
                     Ok(())
                 }
                 Err(e) => Err(Error::SysHint(e, format!("cannot create a FIFO at {}", path.display()))),
@@ -143,12 +197,14 @@ fn open_fifo(rec: &mut Recorder, path: &Path, write: bool, waits: &'static str) 
     } else {
         "open for reading returned: a writer has the FIFO open too"
     });
-    let fd = file::openat(
-        rec,
-        path,
-        acc | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
-        Some(waits),
-    )?;
+    let fd = signal::interruptible(rec, |rec| {
+        file::openat(
+            rec,
+            path,
+            acc | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+            Some(waits),
+        )
+    })?;
     let st = file::fstat(rec, fd.as_fd())?;
     if st.st_mode & libc::S_IFMT != libc::S_IFIFO {
         file::close(rec, fd)?;
@@ -166,7 +222,7 @@ fn fresh_dir(rec: &mut Recorder, created: &mut Created) -> Result<PathBuf> {
         .map_or(0, |d| d.subsec_nanos());
     let dir = std::env::temp_dir().join(format!("ipclab-{}-{nanos:08x}", std::process::id()));
     file::mkdir(rec, &dir, 0o700)?;
-    created.dir = Some(dir.clone());
+    created.dir = Some(Made::look(rec, &dir, "directory")?);
     Ok(dir)
 }
 
@@ -174,7 +230,7 @@ fn demo(rec: &mut Recorder, path: Option<&Path>, msg: &[u8]) -> Result<()> {
     let mut created = Created::default();
     let result = demo_inner(rec, path, msg, &mut created);
     created.remove(rec);
-    interrupted_or(result)
+    result
 }
 
 fn demo_inner(
@@ -189,30 +245,30 @@ fn demo_inner(
     };
     if created.dir.is_some() {
         file::mkfifo(rec, &path, 0o600)?;
-        created.fifo = Some(path.clone());
+        created.fifo = Some(Made::look(rec, &path, "FIFO")?);
     } else {
         ensure_fifo(rec, &path, created)?;
     }
-    created.signals = Some(StopSignals::catch(rec)?);
     match process::fork(rec)? {
         Forked::Child => child_exit(rec, |rec| {
             let fd = open_fifo(rec, &path, false, "waiting for a writer to open the FIFO")?;
             let mut buf = [0u8; 4096];
             rec.waiting("waiting for the writer's bytes");
-            let (data, _) = crate::lab::read_to_eof(rec, fd.as_fd(), &mut buf, MAX_MESSAGE)?;
+            let got = crate::lab::read_to_eof(rec, fd.as_fd(), &mut buf, MAX_MESSAGE);
+            let (data, _) = match got {
+                Ok(d) => d,
+                Err(e) => {
+                    let _ = file::close(rec, fd);
+                    return Err(e);
+                }
+            };
             rec.message(format!("reader got: {}", printable(&data)));
             file::close(rec, fd)?;
             Ok(())
         }),
         Forked::Parent { child } => {
             let side = writer_side(rec, &path, msg);
-            if side.is_err() {
-                // The reader may still sit in open(): it has no cleanup of its own.
-                let _ = process::kill(rec, child, Signal::SIGKILL);
-            }
-            let reaped = reap_retrying(rec, child);
-            side?;
-            match reaped? {
+            match wait::finish(rec, child, side)? {
                 WaitStatus::Exited(_, 0) => {
                     rec.message(ERRATUM);
                     Ok(())
@@ -225,23 +281,15 @@ fn demo_inner(
 
 fn writer_side(rec: &mut Recorder, path: &Path, msg: &[u8]) -> Result<()> {
     rec.note("the writer waits a moment, so you can see the reader blocked in open()");
-    process::clock_nanosleep(rec, Duration::from_millis(300))?;
+    wait::sleep(rec, Duration::from_millis(300))?;
     let fd = open_fifo(rec, path, true, "waiting for a reader to open the FIFO")?;
-    file::write(rec, fd.as_fd(), msg)?;
+    if let Err(e) = file::write(rec, fd.as_fd(), msg) {
+        let _ = file::close(rec, fd);
+        return Err(e.into());
+    }
     rec.note("the only writer closes: the reader's next read() returns 0 (EOF)");
     file::close(rec, fd)?;
     Ok(())
-}
-
-/// wait4, retried once after an interrupting signal so the child is always reaped.
-fn reap_retrying(rec: &mut Recorder, child: Pid) -> Result<WaitStatus> {
-    match process::wait4(rec, child, false) {
-        Err(e) if e.errno == Errno::EINTR => {
-            let _ = process::kill(rec, child, Signal::SIGKILL);
-            Ok(process::wait4(rec, child, false)?)
-        }
-        r => Ok(r?),
-    }
 }
 
 /// `fifo read PATH` / `fifo write PATH MSG`: one end, for two terminals.
@@ -249,7 +297,6 @@ fn one_end(rec: &mut Recorder, path: &Path, write: Option<&[u8]>) -> Result<()> 
     let mut created = Created::default();
     let result = (|| -> Result<()> {
         ensure_fifo(rec, path, &mut created)?;
-        created.signals = Some(StopSignals::catch(rec)?);
         match write {
             Some(msg) => {
                 let shown = path.display();
@@ -257,8 +304,9 @@ fn one_end(rec: &mut Recorder, path: &Path, write: Option<&[u8]>) -> Result<()> 
                     "waiting for a reader: run `ipclab fifo read {shown}` elsewhere"
                 ));
                 let fd = open_fifo(rec, path, true, "waiting for a reader")?;
-                file::write(rec, fd.as_fd(), msg)?;
+                let wrote = file::write(rec, fd.as_fd(), msg);
                 file::close(rec, fd)?;
+                wrote?;
             }
             None => {
                 let shown = path.display();
@@ -267,20 +315,24 @@ fn one_end(rec: &mut Recorder, path: &Path, write: Option<&[u8]>) -> Result<()> 
                 ));
                 let fd = open_fifo(rec, path, false, "waiting for a writer")?;
                 let mut buf = [0u8; 4096];
-                loop {
-                    rec.waiting("waiting for bytes (EOF once every writer has closed)");
-                    let n = file::read(rec, fd.as_fd(), &mut buf)?;
-                    if n == 0 {
-                        break;
+                let got = (|| -> Result<()> {
+                    loop {
+                        rec.waiting("waiting for bytes (EOF once every writer has closed)");
+                        wait::readable(rec, fd.as_fd(), None)?;
+                        let n = file::read(rec, fd.as_fd(), &mut buf)?;
+                        if n == 0 {
+                            return Ok(());
+                        }
+                        rec.message(format!("read: {}", printable(&buf[..n])));
                     }
-                    rec.message(format!("read: {}", printable(&buf[..n])));
-                }
+                })();
                 file::close(rec, fd)?;
+                got?;
             }
         }
         rec.message(ERRATUM);
         Ok(())
     })();
     created.remove(rec);
-    interrupted_or(result)
+    result
 }

@@ -8,10 +8,11 @@ pub mod sniff;
 pub mod tcp;
 pub mod tour;
 pub mod udp;
+pub mod wait;
 
 use std::os::fd::BorrowedFd;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::sys;
 use crate::trace::{Recorder, SummaryRow};
 
@@ -34,43 +35,6 @@ pub fn check_message(what: &str, msg: &str) -> Result<Vec<u8>> {
         )));
     }
     Ok(msg.as_bytes().to_vec())
-}
-
-/// SIGINT and SIGTERM caught for the length of a lab: a blocked call then
-/// fails with EINTR, so the lab can clean up (FIFOs, children) and say so;
-/// [`StopSignals::restore`] puts the dispositions it found back, so a tour's
-/// next section starts as this one did.
-pub struct StopSignals {
-    saved: Vec<sys::process::Previous>,
-}
-
-impl StopSignals {
-    pub fn catch(rec: &mut Recorder) -> Result<Self> {
-        use nix::sys::signal::Signal;
-        use sys::process::Disposition;
-        let mut saved = Vec::new();
-        for sig in [Signal::SIGINT, Signal::SIGTERM] {
-            saved.push(sys::process::sigaction(rec, sig, Disposition::Catch)?);
-        }
-        Ok(StopSignals { saved })
-    }
-
-    pub fn restore(self, rec: &mut Recorder) {
-        for prev in self.saved {
-            // Failing to restore leaves our handler in place: harmless, and shown.
-            let _ = sys::process::restore(rec, prev);
-        }
-    }
-}
-
-/// Turns a call that SIGINT/SIGTERM interrupted into [`Error::Interrupted`].
-pub fn interrupted_or<T>(r: Result<T>) -> Result<T> {
-    match (r, sys::process::pending_stop()) {
-        (Err(e), Some(sig)) if e.errno() == Some(nix::errno::Errno::EINTR) => {
-            Err(crate::error::Error::Interrupted(sig))
-        }
-        (r, _) => r,
-    }
 }
 
 /// Runs `setup` on a fresh descriptor and hands both back; if `setup`
@@ -97,6 +61,10 @@ pub fn set_up<T>(
 pub fn child_exit(rec: &mut Recorder, body: impl FnOnce(&mut Recorder) -> Result<()>) -> ! {
     let code = match body(rec) {
         Ok(()) => 0,
+        Err(Error::Interrupted(sig)) => {
+            rec.message(format!("child stopped: {}", Error::Interrupted(sig)));
+            128 + sig
+        }
         Err(e) => {
             rec.message(format!("child failed: {e}"));
             1
@@ -107,6 +75,8 @@ pub fn child_exit(rec: &mut Recorder, body: impl FnOnce(&mut Recorder) -> Result
 
 /// Reads until end of file through `buf`, keeping at most `keep` bytes of
 /// what arrives (the rest is counted, not stored: memory stays bounded).
+/// Each read is preceded by a wait that lets Ctrl-C in; the waiting reason
+/// the caller set with [`Recorder::waiting`] is shown on the first.
 /// Returns (kept bytes, total bytes).
 pub fn read_to_eof(
     rec: &mut Recorder,
@@ -117,10 +87,12 @@ pub fn read_to_eof(
     let mut kept = Vec::new();
     let mut total = 0;
     loop {
+        wait::readable(rec, fd, None)?;
         let n = sys::file::read(rec, fd, buf)?;
         if n == 0 {
             return Ok((kept, total));
         }
+        rec.waiting("waiting for more bytes, or EOF");
         total += n;
         let room = keep.saturating_sub(kept.len());
         kept.extend_from_slice(&buf[..n.min(room)]);
@@ -153,8 +125,15 @@ pub fn measure(
         failed: failed1 - failed0,
         result: match &result {
             Ok(()) => "ok".to_string(),
+            Err(Error::Interrupted(sig)) => format!("stopped by {}", signal_name(*sig)),
             Err(e) => format!("failed: {e}"),
         },
     };
     (row, result)
+}
+
+/// A signal number as its name (`SIGINT`).
+pub fn signal_name(sig: i32) -> String {
+    nix::sys::signal::Signal::try_from(sig)
+        .map_or_else(|_| sig.to_string(), |s| s.as_str().to_string())
 }

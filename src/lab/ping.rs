@@ -25,13 +25,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use nix::poll::PollFlags;
-use nix::sys::signal::Signal;
 
 use crate::error::{Error, Result};
 use crate::packet::icmp::{self, Family, Kind};
-use crate::sys::process::Disposition;
-use crate::sys::{creds, file, process, raw, socket};
+use crate::sys::{creds, file, raw, socket};
 use crate::trace::Recorder;
 
 /// The hint under an EPERM from a raw or packet socket.
@@ -285,12 +282,7 @@ pub fn run(rec: &mut Recorder, cfg: &PingConfig) -> Result<()> {
         fd
     };
     let mut ping = Ping::new(rec, cfg, ip, family, fd);
-    let mut result = ping.setup(rec).and_then(|()| ping.run(rec));
-    if let Some(prev) = ping.catching.take() {
-        rec.note("SIGINT gets back the disposition it had before ping: Ctrl-C acts as it did");
-        let restored = process::restore(rec, prev);
-        result = result.and(restored.map_err(Error::from));
-    }
+    let result = ping.setup(rec).and_then(|()| ping.run(rec));
     rec.note("the socket is closed; nothing more arrives for this process");
     let closed = file::close(rec, ping.fd);
     result.and(closed.map_err(Error::from))
@@ -322,8 +314,6 @@ struct Ping<'c> {
     requests: Vec<Request>,
     /// The first request whose -W deadline has not been looked at yet.
     unchecked: u32,
-    /// SIGINT is caught (and must be given back its default at the end).
-    catching: Option<process::Previous>,
     transmitted: u32,
     replies: u32,
     dups: u32,
@@ -344,7 +334,6 @@ impl<'c> Ping<'c> {
             our_id: id,
             requests: vec![Request::default(); n],
             unchecked: 1,
-            catching: None,
             transmitted: 0,
             replies: 0,
             dups: 0,
@@ -397,8 +386,6 @@ impl<'c> Ping<'c> {
             rec.note(note);
             socket::setsockopt_int(rec, fd, level, name, 1)?;
         }
-        rec.note("Ctrl-C now interrupts the wait (no SA_RESTART): ping stops sending and prints its statistics, as iputils ping does");
-        self.catching = Some(process::sigaction(rec, Signal::SIGINT, Disposition::Catch)?);
         Ok(())
     }
 
@@ -413,7 +400,8 @@ impl<'c> Ping<'c> {
         let mut buf = vec![0u8; self.cfg.size + 8 + 60 + 64];
         let start = Instant::now();
         let mut next_send = start;
-        while process::pending_stop().is_none() {
+        let mut stopped = None;
+        loop {
             let now = Instant::now();
             let sending = self.transmitted < self.cfg.count;
             if sending && now >= next_send {
@@ -435,9 +423,8 @@ impl<'c> Ping<'c> {
                 // Every request is answered or past its -W.
                 (false, None) => break,
             };
-            // poll counts whole milliseconds: round up, never wake early.
             let left = wake.saturating_duration_since(now);
-            let ms = left.as_micros().div_ceil(1000).min(u128::from(u16::MAX)) as u16;
+            let ms = left.as_micros().div_ceil(1000);
             if rec.tracing() {
                 rec.waiting(match due {
                     Some((seq, d)) if d <= wake => {
@@ -452,15 +439,21 @@ impl<'c> Ping<'c> {
                     "Ctrl-C (SIGINT) interrupted the wait: no more requests; the statistics follow",
                 );
             }
-            match file::poll(rec, self.fd(), PollFlags::POLLIN, ms) {
-                Ok(ready) if ready.is_empty() => {}
-                Ok(_) => self.receive(rec, &mut buf)?,
-                // The loop's condition sees the signal.
-                Err(e) if e.errno == Errno::EINTR => {}
-                Err(e) => return Err(e.into()),
+            match crate::lab::wait::readable(rec, self.fd(), Some(left)) {
+                Ok(false) => {}
+                Ok(true) => self.receive(rec, &mut buf)?,
+                // Ctrl-C: no more requests; the statistics follow, as iputils prints them.
+                Err(Error::Interrupted(sig)) => {
+                    stopped = Some(sig);
+                    break;
+                }
+                Err(e) => return Err(e),
             }
         }
         self.summary(rec, start.elapsed());
+        if let Some(sig) = stopped {
+            return Err(Error::Interrupted(sig));
+        }
         if self.replies == 0 {
             return Err(Error::protocol(format!("no reply from {ip}")));
         }

@@ -8,15 +8,15 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use nix::poll::PollFlags;
 use nix::sys::signal::Signal;
 use nix::sys::wait::WaitStatus;
-use nix::unistd::Pid;
 
 use crate::error::{Error, Result};
+use crate::lab::wait::{self, expect_exit_0};
 use crate::lab::{child_exit, read_to_eof};
 use crate::sys::file;
-use crate::sys::process::{self, Disposition, Forked};
+use crate::sys::process::{self, Forked};
+use crate::sys::signal::{self, Disposition};
 use crate::trace::names::printable;
 use crate::trace::Recorder;
 
@@ -77,9 +77,7 @@ fn basic(rec: &mut Recorder, msg: &[u8], reverse: bool) -> Result<()> {
             } else {
                 reader(rec, rd, wr, "child")
             };
-            let reaped = reap(rec, child);
-            side?;
-            expect_exit_0(reaped?)
+            expect_exit_0(wait::finish(rec, child, side)?)
         }
     }
 }
@@ -109,17 +107,6 @@ fn reader(rec: &mut Recorder, rd: OwnedFd, wr: OwnedFd, from: &str) -> Result<()
     Ok(())
 }
 
-fn reap(rec: &mut Recorder, child: Pid) -> Result<WaitStatus> {
-    Ok(process::wait4(rec, child, false)?)
-}
-
-fn expect_exit_0(st: WaitStatus) -> Result<()> {
-    match st {
-        WaitStatus::Exited(_, 0) => Ok(()),
-        other => Err(Error::protocol(process::wait_status_text(&other))),
-    }
-}
-
 /// Fills the pipe without blocking (EAGAIN), then shows a write that blocks
 /// until a reader makes room.
 fn fill(rec: &mut Recorder) -> Result<()> {
@@ -146,7 +133,7 @@ fn fill(rec: &mut Recorder) -> Result<()> {
             rec.note("the reader closes the write end it does not use");
             file::close(rec, wr)?;
             rec.note("the reader dawdles, so the writer's blocking write has to wait");
-            process::clock_nanosleep(rec, Duration::from_millis(200))?;
+            wait::sleep(rec, Duration::from_millis(200))?;
             let mut buf = vec![0u8; 65536];
             let (_, n) = read_to_eof(rec, rd.as_fd(), &mut buf, 0)?;
             rec.message(format!("the reader drained {n} bytes, then saw EOF"));
@@ -164,16 +151,14 @@ fn fill(rec: &mut Recorder) -> Result<()> {
                 file::close(rec, wr)?;
                 Ok(())
             })();
-            let reaped = reap(rec, child);
-            side?;
-            expect_exit_0(reaped?)
+            expect_exit_0(wait::finish(rec, child, side)?)
         }
     }
 }
 
 /// EPIPE with SIGPIPE ignored; then death by SIGPIPE with the default action.
 fn sigpipe(rec: &mut Recorder, msg: &[u8]) -> Result<()> {
-    process::sigaction(rec, Signal::SIGPIPE, Disposition::Ignore)?;
+    signal::sigaction(rec, Signal::SIGPIPE, Disposition::Ignore)?;
     let (rd, wr) = file::pipe2(rec, OFlag::empty())?;
     rec.note("the only read end is closed: nobody can ever read this pipe");
     file::close(rec, rd)?;
@@ -197,7 +182,7 @@ fn sigpipe(rec: &mut Recorder, msg: &[u8]) -> Result<()> {
     match process::fork(rec)? {
         Forked::Child => {
             // The child runs with the default disposition: SIGPIPE terminates.
-            let _ = process::sigaction(rec, Signal::SIGPIPE, Disposition::Default);
+            let _ = signal::sigaction(rec, Signal::SIGPIPE, Disposition::Default);
             let _ = file::write_may_die(rec, wr.as_fd(), msg);
             rec.message(
                 "still alive after writing to a pipe without a reader: SIGPIPE did not kill us",
@@ -206,8 +191,8 @@ fn sigpipe(rec: &mut Recorder, msg: &[u8]) -> Result<()> {
         }
         Forked::Parent { child } => {
             rec.note("the parent's copy of the write end is not needed");
-            file::close(rec, wr)?;
-            match reap(rec, child)? {
+            let side = file::close(rec, wr).map_err(Error::from);
+            match wait::finish(rec, child, side)? {
                 WaitStatus::Signaled(_, Signal::SIGPIPE, _) => {
                     rec.message("the child was killed by SIGPIPE: the default action of writing to a pipe nobody reads");
                     Ok(())
@@ -228,20 +213,28 @@ fn forget_close(rec: &mut Recorder, msg: &[u8]) -> Result<()> {
         Forked::Child => child_exit(rec, |rec| writer(rec, rd, wr, msg)),
         Forked::Parent { child } => {
             let mut buf = [0u8; 100];
-            rec.waiting("waiting for the child to write");
-            let n = file::read(rec, rd.as_fd(), &mut buf)?;
+            let side = (|| -> Result<usize> {
+                rec.waiting("waiting for the child to write");
+                wait::readable(rec, rd.as_fd(), None)?;
+                Ok(file::read(rec, rd.as_fd(), &mut buf)?)
+            })();
+            let n = match side {
+                Ok(n) => n,
+                // finish stops the child and hands the error back.
+                Err(e) => return wait::finish(rec, child, Err(e)).map(drop),
+            };
             rec.message(format!(
                 "message written by the child: {}",
                 printable(&buf[..n])
             ));
-            expect_exit_0(reap(rec, child)?)?;
+            expect_exit_0(wait::reap(rec, child)?)?;
             rec.note(format!(
                 "no EOF although the child has exited: this process still holds write end fd {} — a plain read() here would hang forever",
                 std::os::fd::AsRawFd::as_raw_fd(&wr)
             ));
-            rec.waiting("waiting at most 1000 ms for data or EOF");
-            let ev = file::poll(rec, rd.as_fd(), PollFlags::POLLIN, 1000)?;
-            if !ev.is_empty() {
+            rec.waiting("waiting at most 1 s for data or EOF");
+            rec.note("nothing within 1 s: no data, and no EOF either");
+            if wait::readable(rec, rd.as_fd(), Some(Duration::from_secs(1)))? {
                 return Err(Error::protocol(
                     "poll reported an event although a write end is still open",
                 ));
@@ -299,9 +292,7 @@ fn duplex(rec: &mut Recorder, msg: &[u8]) -> Result<()> {
                 file::close(rec, up_rd)?;
                 Ok(())
             })();
-            let reaped = reap(rec, child);
-            side?;
-            expect_exit_0(reaped?)
+            expect_exit_0(wait::finish(rec, child, side)?)
         }
     }
 }

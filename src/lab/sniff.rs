@@ -17,7 +17,6 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::poll::PollFlags;
 
 use crate::error::{Error, Result};
 use crate::lab::ping::{drop_privileges, RAW_HINT};
@@ -150,12 +149,12 @@ impl Capture {
             if left.is_zero() {
                 break;
             }
-            let ms = left.as_millis().clamp(1, u128::from(u16::MAX)) as u16;
+            let ms = left.as_millis();
             rec.waiting(format!(
                 "waiting up to {ms} ms for a frame on {}",
                 self.iface
             ));
-            if file::poll(rec, self.fd(), PollFlags::POLLIN, ms)?.is_empty() {
+            if !crate::lab::wait::readable(rec, self.fd(), Some(left))? {
                 continue;
             }
             let bound = (self.ifindex, self.iface.as_str());

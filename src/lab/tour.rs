@@ -142,17 +142,21 @@ pub fn sections() -> Vec<Section> {
     ]
 }
 
-/// Runs the tour; fails (exit 1) if any section failed.
-pub fn run(rec: &mut Recorder) -> Result<()> {
-    // Decided before the first step, so the probe's reads of /proc (not lab
-    // steps) never fall between two sections' syscalls.
-    let plan: Vec<(Section, Option<String>)> = sections()
+/// The sections with, for each, why it is skipped here (if it is). Decided
+/// before the run's first step, so the probe's reads of /proc (not lab
+/// steps) never fall between two steps.
+pub fn plan() -> Vec<(Section, Option<String>)> {
+    sections()
         .into_iter()
         .map(|s| {
             let why = (s.skip)();
             (s, why)
         })
-        .collect();
+        .collect()
+}
+
+/// Runs the tour; fails (exit 1) if any section failed.
+pub fn run(rec: &mut Recorder, plan: Vec<(Section, Option<String>)>) -> Result<()> {
     if plan.iter().any(|(_, why)| why.is_some()) {
         rec.message("privileges read from /proc/self/status (CapEff) before the first section; that read is not a lab step");
     }
@@ -178,9 +182,9 @@ pub fn run(rec: &mut Recorder) -> Result<()> {
             Err(Error::Interrupted(sig)) => Some(sig),
             Err(_) => {
                 failed += 1;
-                crate::sys::process::pending_stop()
+                crate::sys::signal::stop_pending()
             }
-            Ok(()) => crate::sys::process::pending_stop(),
+            Ok(()) => crate::sys::signal::stop_pending(),
         };
         if let Some(sig) = stop {
             rec.summary(&rows);

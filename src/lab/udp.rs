@@ -1,5 +1,5 @@
 //! The seed's UDP repeater: server socket → bind → recvfrom → sendto …;
-//! client socket → setsockopt(SO_RCVTIMEO) → sendto → recvfrom ….
+//! client socket → sendto → ppoll (bounded: a lost reply is reported) → recvfrom ….
 //!
 //! The notes' comparison with TCP, shown by the calls themselves: no
 //! listen, accept or connect; one socket serves every client; each
@@ -7,19 +7,19 @@
 //! A datagram is a message: its boundaries are kept, 0 bytes is a real
 //! (empty) message and not EOF, and nothing is retransmitted — so the client
 //! sets a receive timeout and reports a lost reply instead of hanging
-//! forever like the seed's client.
+//! forever like the seed's client. Every wait is a ppoll that lets Ctrl-C
+//! in (see `sys::signal`); the recvfrom after it returns at once.
 
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
 use nix::errno::Errno;
-use nix::sys::signal::Signal;
 use nix::sys::wait::WaitStatus;
 
 use crate::error::{Error, Result};
 use crate::lab::repeater::{self, family, is_quit, reply_into, shown};
-use crate::lab::{child_exit, StopSignals};
+use crate::lab::{child_exit, wait};
 use crate::sys::process::{self, Forked};
 use crate::sys::{file, socket};
 use crate::trace::Recorder;
@@ -50,11 +50,11 @@ pub struct ClientConfig {
     pub timeout: Duration,
 }
 
-/// Checks `--timeout SECS`.
-pub fn check_timeout(secs: f64) -> Result<Duration> {
+/// Checks a number of seconds given as `option` (`--timeout`).
+pub fn check_timeout(secs: f64, option: &str) -> Result<Duration> {
     if !(0.001..=3600.0).contains(&secs) {
         return Err(Error::usage(format!(
-            "--timeout {secs} is out of range: give seconds between 0.001 and 3600"
+            "{option} {secs} is out of range: give seconds between 0.001 and 3600"
         )));
     }
     Ok(Duration::from_secs_f64(secs))
@@ -95,9 +95,7 @@ pub fn server(rec: &mut Recorder, cfg: &ServerConfig) -> Result<()> {
 
 /// Answers datagrams on a bound socket until "q" (or a stop signal).
 pub fn serve(rec: &mut Recorder, sock: OwnedFd, cfg: &ServerConfig) -> Result<()> {
-    let signals = StopSignals::catch(rec)?;
     let result = serve_loop(rec, &sock, cfg);
-    signals.restore(rec);
     rec.note("the server's socket is closed: datagrams to its port are now answered with ICMP port unreachable");
     file::close(rec, sock)?;
     result
@@ -113,17 +111,9 @@ fn serve_loop(rec: &mut Recorder, sock: &OwnedFd, cfg: &ServerConfig) -> Result<
     let mut replies = 0u64;
     loop {
         rec.waiting("waiting for a datagram from any client");
+        wait::readable(rec, sock.as_fd(), None)?;
         let (n, from) = match socket::recvfrom(rec, sock.as_fd(), &mut buf, 0) {
             Ok(r) => r,
-            Err(e) if e.errno == Errno::EINTR => {
-                if process::take_caught(Signal::SIGINT) {
-                    return Err(Error::Interrupted(libc::SIGINT));
-                }
-                if process::take_caught(Signal::SIGTERM) {
-                    return Err(Error::Interrupted(libc::SIGTERM));
-                }
-                continue;
-            }
             // An ICMP error queued for an earlier reply (Linux reports some on
             // unconnected sockets too): not this datagram's business.
             Err(e) if e.errno == Errno::ECONNREFUSED => continue,
@@ -141,7 +131,7 @@ fn serve_loop(rec: &mut Recorder, sock: &OwnedFd, cfg: &ServerConfig) -> Result<
             rec.message(format!(
                 "an empty datagram from {who}: with UDP 0 bytes is a real message, not EOF (there is no connection to end)"
             ));
-        } else {
+        } else if rec.tracing() {
             rec.message(format!("datagram from {who}: {}", shown(msg)));
         }
         let Some(to) = from else { continue };
@@ -168,7 +158,6 @@ fn serve_loop(rec: &mut Recorder, sock: &OwnedFd, cfg: &ServerConfig) -> Result<
                     e.errno,
                     Errno::EMSGSIZE | Errno::ECONNREFUSED | Errno::EAGAIN | Errno::ENOBUFS
                 ) => {}
-            Err(e) if e.errno == Errno::EINTR => {}
             Err(e) => return Err(e.into()),
         }
     }
@@ -181,18 +170,6 @@ pub fn client(rec: &mut Recorder, cfg: &ClientConfig) -> Result<()> {
         family(&cfg.connect),
         libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
         libc::IPPROTO_UDP,
-    )?;
-    rec.note(format!(
-        "recvfrom() now gives up after {:.3} s with EAGAIN: a lost datagram means no reply ever comes, \
-         and the seed's client would wait forever",
-        cfg.timeout.as_secs_f64()
-    ));
-    socket::setsockopt_timeval(
-        rec,
-        sock.as_fd(),
-        libc::SOL_SOCKET,
-        libc::SO_RCVTIMEO,
-        cfg.timeout,
     )?;
     let result = talk(rec, &sock, cfg);
     file::close(rec, sock)?;
@@ -213,7 +190,7 @@ fn talk(rec: &mut Recorder, sock: &OwnedFd, cfg: &ClientConfig) -> Result<()> {
         None => {
             rec.message("type a message and Enter to send it as one datagram; \"q\" stops the server (the newline is not sent)");
             let mut lines = crate::lab::tcp::StdinLines::default();
-            while let Some(line) = lines.next_line(rec)? {
+            while let Some(line) = lines.next_line(rec, None)? {
                 if !one(rec, sock, cfg, &line, &mut buf, &mut counts)? {
                     break;
                 }
@@ -262,22 +239,23 @@ fn one(
         return Ok(false);
     }
     rec.waiting(format!(
-        "waiting for the reply, at most {:.3} s (SO_RCVTIMEO)",
+        "waiting for the reply, at most {:.3} s (the seed's client waits forever here)",
         cfg.timeout.as_secs_f64()
     ));
-    rec.note_err(format!(
+    rec.note(format!(
         "no reply within {:.3} s: the request or its reply was lost — UDP does not retransmit, the application must",
         cfg.timeout.as_secs_f64()
     ));
+    if !wait::readable(rec, sock.as_fd(), Some(cfg.timeout))? {
+        counts.lost += 1;
+        rec.message(format!("lost: no reply to {}", shown(msg)));
+        return Ok(true);
+    }
     match socket::recvfrom(rec, sock.as_fd(), buf, 0) {
         Ok((n, from)) => {
             counts.replies += 1;
             let who = from.map_or("?".to_string(), |a| a.to_string());
             rec.message(format!("reply from {who}: {}", shown(&buf[..n])));
-        }
-        Err(e) if e.errno == Errno::EAGAIN => {
-            counts.lost += 1;
-            rec.message(format!("lost: no reply to {}", shown(msg)));
         }
         // An ICMP port unreachable, reported on this socket.
         Err(e) if e.errno == Errno::ECONNREFUSED => {
@@ -318,12 +296,7 @@ pub fn demo(rec: &mut Recorder) -> Result<()> {
             let side = file::close(rec, sock)
                 .map_err(Error::from)
                 .and_then(|()| client(rec, &ccfg));
-            if side.is_err() {
-                let _ = process::kill(rec, child, Signal::SIGTERM);
-            }
-            let reaped = process::wait4(rec, child, false);
-            side?;
-            match reaped? {
+            match wait::finish(rec, child, side)? {
                 WaitStatus::Exited(_, 0) => Ok(()),
                 other => Err(Error::protocol(format!(
                     "the server {}",

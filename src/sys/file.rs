@@ -5,7 +5,6 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd};
 use std::path::Path;
 
 use nix::fcntl::{FcntlArg, OFlag};
-use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::stat::{FileStat, Mode, SFlag};
 
 use crate::error::SysError;
@@ -218,55 +217,6 @@ pub fn fcntl_setfl(rec: &mut Recorder, fd: BorrowedFd<'_>, flags: OFlag) -> Resu
         },
     )
     .map(|_| ())
-}
-
-/// Corresponds to `poll(2)` on one descriptor. Returns the events that
-/// happened (empty on timeout). See <https://man7.org/linux/man-pages/man2/poll.2.html>.
-///
-/// # Errors
-/// `EINTR`, `EINVAL`.
-pub fn poll(
-    rec: &mut Recorder,
-    fd: BorrowedFd<'_>,
-    events: PollFlags,
-    timeout_ms: u16,
-) -> Result<PollFlags, SysError> {
-    let raw = fd.as_raw_fd();
-    let ev = names::poll_events(events.bits());
-    let call = Call::new("poll").may_wait(
-        format!("[{{fd={raw}, events={ev}}}], 1, {timeout_ms}"),
-        "waiting for an event",
-    );
-    let mut fds = [PollFd::new(fd, events)];
-    let pending = rec.begin(call);
-    let r = nix::poll::poll(&mut fds, PollTimeout::from(timeout_ms));
-    let revents = fds[0].revents().unwrap_or(PollFlags::empty());
-    rec.end(pending, r, |r| {
-        let n = *r.as_ref().unwrap_or(&-1);
-        let mut shown = Shown::new(
-            vec![
-                format!("[{{fd={raw}, events={ev}}}]"),
-                "1".into(),
-                timeout_ms.to_string(),
-            ],
-            i64::from(n),
-            if n == 0 {
-                format!("nothing happened on fd {raw} within {timeout_ms} ms")
-            } else {
-                "ready".into()
-            },
-        );
-        if n == 0 {
-            shown = shown.ret_note("(Timeout)");
-        } else if n > 0 {
-            shown = shown.ret_note(format!(
-                "([{{fd={raw}, revents={}}}])",
-                names::poll_events(revents.bits())
-            ));
-        }
-        shown
-    })
-    .map(|_| revents)
 }
 
 /// Corresponds to `open(2)`, made as `openat(2)` relative to the working directory.

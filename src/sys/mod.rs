@@ -14,6 +14,7 @@ pub mod file;
 pub mod poll;
 pub mod process;
 pub mod raw;
+pub mod signal;
 pub mod socket;
 
 /// A pointer as strace prints one it cannot decode (a buffer after a failed read).

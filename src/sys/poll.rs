@@ -1,12 +1,26 @@
-//! Waiting: epoll and ppoll.
+//! Waiting: ppoll and epoll — the one place a stop signal is let in.
+//!
+//! Every wait of every lab goes through [`ppoll`] or [`epoll_pwait`] with a
+//! signal mask that lets in what the wait is ready for ([`Lets`]): the stop
+//! signals, which ipclab otherwise holds (see [`super::signal`]), and
+//! SIGCHLD where a child's end matters. The call after the wait (read,
+//! accept, recvfrom…) then finds its descriptor ready and does not block.
+//!
+//! A wait that lets the stop signals in is not made at all when one was
+//! already caught (during an earlier wait, say): it returns EINTR at once,
+//! and no step is printed for a call that did not happen.
 
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
 
 use nix::errno::Errno;
 
 use crate::error::SysError;
 use crate::trace::names;
 use crate::trace::{Call, Recorder, Shown};
+
+pub use super::signal::Lets;
+use super::signal::{self, set_notation, wait_mask};
 
 /// Corresponds to `epoll_create1(2)`: a new epoll instance, as a descriptor.
 /// See <https://man7.org/linux/man-pages/man2/epoll_create1.2.html>.
@@ -44,7 +58,7 @@ pub fn epoll_create1(rec: &mut Recorder, flags: i32) -> Result<OwnedFd, SysError
 
 /// Corresponds to `epoll_ctl(2)`: add (EPOLL_CTL_ADD), change
 /// (EPOLL_CTL_MOD) or remove (EPOLL_CTL_DEL) `fd` in the watched set, with
-/// `events` and `data` (which `epoll_wait` hands back; here the fd).
+/// `events` and `data` (which `epoll_pwait` hands back; here the fd).
 /// See <https://man7.org/linux/man-pages/man2/epoll_ctl.2.html>.
 ///
 /// # Errors
@@ -103,22 +117,199 @@ fn event_notation(events: u32, data: u64) -> String {
     )
 }
 
-/// Corresponds to `epoll_wait(2)`: sleep until a watched descriptor is
-/// ready or `timeout_ms` passes (-1: no limit). Returns how many entries of
-/// `out` were filled.
+/// EINTR without a call: a stop signal was caught before this wait began.
+fn already_stopped(call: &'static str, lets: Lets) -> Result<(), SysError> {
+    if lets.stops() && signal::stop_pending().is_some() {
+        return Err(SysError {
+            call,
+            errno: Errno::EINTR,
+        });
+    }
+    Ok(())
+}
+
+fn timespec(d: Duration) -> libc::timespec {
+    libc::timespec {
+        tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_nsec: d.subsec_nanos().into(),
+    }
+}
+
+fn timespec_notation(ts: &libc::timespec) -> String {
+    format!("{{tv_sec={}, tv_nsec={}}}", ts.tv_sec, ts.tv_nsec)
+}
+
+/// One entry of a ppoll set.
+pub fn pollfd(fd: BorrowedFd<'_>, events: i16) -> libc::pollfd {
+    libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events,
+        revents: 0,
+    }
+}
+
+fn pollfds_notation(fds: &[libc::pollfd], revents: bool) -> String {
+    let items: Vec<String> = fds
+        .iter()
+        .filter(|p| !revents || p.revents != 0)
+        .map(|p| {
+            if revents {
+                format!("{{fd={}, revents={}}}", p.fd, names::poll_events(p.revents))
+            } else {
+                format!("{{fd={}, events={}}}", p.fd, names::poll_events(p.events))
+            }
+        })
+        .collect();
+    format!("[{}]", items.join(", "))
+}
+
+/// What the ready entries of a ppoll set say, for a person.
+fn ready_note(fds: &[libc::pollfd]) -> String {
+    let parts: Vec<String> = fds
+        .iter()
+        .filter(|p| p.revents != 0)
+        .map(|p| {
+            let r = p.revents;
+            let what = if r & (libc::POLLERR | libc::POLLNVAL) != 0 {
+                "an error is waiting to be read"
+            } else if r & libc::POLLIN != 0 && r & libc::POLLHUP != 0 {
+                "data to read, and the other end has closed"
+            } else if r & libc::POLLIN != 0 {
+                "ready to read: the next call returns at once"
+            } else if r & libc::POLLHUP != 0 {
+                "the other end has closed: reading gives EOF"
+            } else if r & libc::POLLOUT != 0 {
+                "room to write"
+            } else {
+                "ready"
+            };
+            format!("fd {}: {what}", p.fd)
+        })
+        .collect();
+    parts.join("; ")
+}
+
+/// Corresponds to `ppoll(2)`: sleeps until one of `fds` is ready, `timeout`
+/// passes (None: no limit), or a signal that `lets` lets in arrives. Fills
+/// each entry's `revents` and returns how many are ready (0: timeout). With
+/// no descriptors it is an interruptible sleep.
+/// See <https://man7.org/linux/man-pages/man2/ppoll.2.html>.
+///
+/// # Errors
+/// `EINTR` (a signal it let in arrived, or a stop signal had already been
+/// caught: then the call is not made), `EINVAL`, `ENOMEM`.
+pub fn ppoll(
+    rec: &mut Recorder,
+    fds: &mut [libc::pollfd],
+    timeout: Option<Duration>,
+    lets: Lets,
+) -> Result<usize, SysError> {
+    already_stopped("ppoll", lets)?;
+    let (mask_bits, mask) = wait_mask(lets);
+    let asked = timeout.map(timespec);
+    let mut left = asked;
+    let tnote = asked.as_ref().map_or("NULL".to_string(), timespec_notation);
+    let list = if fds.is_empty() {
+        "NULL".to_string()
+    } else {
+        pollfds_notation(fds, false)
+    };
+    let n = fds.len();
+    let mut call = Call::new("ppoll");
+    if timeout != Some(Duration::ZERO) {
+        let reason = if fds.is_empty() {
+            "sleeping"
+        } else {
+            "waiting for a descriptor to be ready"
+        };
+        call = call.waits(
+            format!("{list}, {n}, {tnote}, {}", set_notation(mask_bits)),
+            reason,
+        );
+    }
+    let pending = rec.begin(call);
+    let fds_ptr = if fds.is_empty() {
+        std::ptr::null_mut()
+    } else {
+        fds.as_mut_ptr()
+    };
+    let t_ptr = left
+        .as_mut()
+        .map_or(std::ptr::null_mut(), std::ptr::from_mut);
+    // SAFETY: `fds_ptr` is NULL with n = 0 or points to `n` live pollfds
+    // the kernel may write; `t_ptr` is NULL or a live timespec the kernel
+    // updates with the time left; `mask` is a valid sigset_t for the call.
+    let r = unsafe {
+        libc::ppoll(
+            fds_ptr,
+            n as libc::nfds_t,
+            t_ptr,
+            std::ptr::from_ref(mask.as_ref()),
+        )
+    };
+    let r = Errno::result(r).map(|v| v as usize);
+    rec.end(pending, r, |r| {
+        let ret = r.as_ref().map_or(-1, |&v| v as i64);
+        let note = match r {
+            Ok(0) if fds.is_empty() => "slept".to_string(),
+            Ok(0) => "nothing became ready in time".to_string(),
+            Ok(_) => ready_note(fds),
+            Err(_) => String::new(),
+        };
+        let mut shown = Shown::new(
+            vec![
+                list,
+                n.to_string(),
+                tnote,
+                set_notation(mask_bits),
+                "8".into(),
+            ],
+            ret,
+            note,
+        );
+        match r {
+            Ok(0) => shown = shown.ret_note("(Timeout)"),
+            Ok(_) => {
+                let got = pollfds_notation(fds, true);
+                shown = shown.ret_note(match &left {
+                    Some(l) => format!("({got}, left {})", timespec_notation(l)),
+                    None => format!("({got})"),
+                });
+            }
+            Err(_) => {}
+        }
+        shown
+    })
+}
+
+/// An interruptible sleep: `ppoll(NULL, 0, {d}, mask, 8)`. Ok when the time
+/// has passed.
+///
+/// # Errors
+/// `EINTR` when a stop signal arrives first.
+pub fn sleep(rec: &mut Recorder, d: Duration) -> Result<(), SysError> {
+    ppoll(rec, &mut [], Some(d), Lets::Stops).map(drop)
+}
+
+/// Corresponds to `epoll_pwait(2)`: sleeps until a watched descriptor is
+/// ready, `timeout_ms` passes (-1: no limit), or a signal that `lets` lets
+/// in arrives. Returns how many entries of `out` were filled.
 /// See <https://man7.org/linux/man-pages/man2/epoll_wait.2.html>.
 ///
 /// # Errors
-/// `EINTR` (a handled signal arrived).
-pub fn epoll_wait(
+/// `EINTR` (as for [`ppoll`]).
+pub fn epoll_pwait(
     rec: &mut Recorder,
     epfd: BorrowedFd<'_>,
     out: &mut [libc::epoll_event],
     timeout_ms: i32,
+    lets: Lets,
 ) -> Result<usize, SysError> {
+    already_stopped("epoll_pwait", lets)?;
+    let (mask_bits, mask) = wait_mask(lets);
     let ep = epfd.as_raw_fd();
     let max = out.len().min(i32::MAX as usize);
-    let mut call = Call::new("epoll_wait");
+    let mut call = Call::new("epoll_pwait");
     if timeout_ms != 0 {
         call = call.waits(
             ep.to_string(),
@@ -126,8 +317,17 @@ pub fn epoll_wait(
         );
     }
     let pending = rec.begin(call);
-    // SAFETY: `out` is a live, writable array of `max` epoll_events.
-    let r = unsafe { libc::epoll_wait(ep, out.as_mut_ptr(), max as i32, timeout_ms) };
+    // SAFETY: `out` is a live, writable array of `max` epoll_events and
+    // `mask` a valid sigset_t for the length of the call.
+    let r = unsafe {
+        libc::epoll_pwait(
+            ep,
+            out.as_mut_ptr(),
+            max as i32,
+            timeout_ms,
+            std::ptr::from_ref(mask.as_ref()),
+        )
+    };
     let r = Errno::result(r).map(|n| n as usize);
     rec.end(pending, r, |r| {
         let (list, ret) = match r {
@@ -155,6 +355,8 @@ pub fn epoll_wait(
                 list,
                 max.to_string(),
                 timeout_ms.to_string(),
+                set_notation(mask_bits),
+                "8".into(),
             ],
             ret,
             note,
@@ -164,52 +366,4 @@ pub fn epoll_wait(
         }
         shown
     })
-}
-
-/// Corresponds to `ppoll(2)` on one descriptor, with no timeout and with
-/// every signal unblocked for the duration of the wait. A signal that was
-/// blocked (and so held pending) before the call interrupts it at once:
-/// this closes the race between checking a flag set by a handler and going
-/// to sleep. See <https://man7.org/linux/man-pages/man2/ppoll.2.html>.
-///
-/// # Errors
-/// `EINTR` (a handled signal arrived, maybe one held pending until now).
-pub fn ppoll_unblocked(
-    rec: &mut Recorder,
-    fd: BorrowedFd<'_>,
-    events: nix::poll::PollFlags,
-) -> Result<nix::poll::PollFlags, SysError> {
-    use nix::poll::{PollFd, PollFlags};
-    let raw = fd.as_raw_fd();
-    let ev = names::poll_events(events.bits());
-    let call = Call::new("ppoll").waits(
-        format!("[{{fd={raw}, events={ev}}}], 1, NULL, []"),
-        "waiting for a client; SIGCHLD may interrupt",
-    );
-    let mut fds = [PollFd::new(fd, events)];
-    let pending = rec.begin(call);
-    let r = nix::poll::ppoll(&mut fds, None, Some(nix::sys::signal::SigSet::empty()));
-    let revents = fds[0].revents().unwrap_or(PollFlags::empty());
-    rec.end(pending, r, |r| {
-        let n = *r.as_ref().unwrap_or(&-1);
-        let mut shown = Shown::new(
-            vec![
-                format!("[{{fd={raw}, events={ev}}}]"),
-                "1".into(),
-                "NULL".into(),
-                "[]".into(),
-                "8".into(),
-            ],
-            i64::from(n),
-            format!("fd {raw} is ready: a connection is waiting to be accepted"),
-        );
-        if n > 0 {
-            shown = shown.ret_note(format!(
-                "([{{fd={raw}, revents={}}}])",
-                names::poll_events(revents.bits())
-            ));
-        }
-        shown
-    })
-    .map(|_| revents)
 }

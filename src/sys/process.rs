@@ -1,10 +1,8 @@
-//! Processes and signals: fork (clone), wait4, kill, exit_group,
-//! rt_sigaction, clock_nanosleep.
+//! Processes: fork (clone), pidfd_open, wait4, kill, exit_group. Signals are in [`super::signal`].
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal};
+use nix::sys::signal::Signal;
 use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
 
@@ -88,7 +86,8 @@ pub fn wait4(rec: &mut Recorder, pid: Pid, nohang: bool) -> Result<WaitStatus, S
     let flags = nohang.then_some(nix::sys::wait::WaitPidFlag::WNOHANG);
     let mut call = Call::new("wait4").libc("waitpid");
     if !nohang {
-        call = call.waits(pid.to_string(), "waiting for the child to exit");
+        // Usually made once a pidfd said the child is gone: no marker then.
+        call = call.may_wait(pid.to_string(), "waiting for the child to exit");
     }
     rec.call(
         call,
@@ -155,204 +154,33 @@ pub fn exit(rec: &mut Recorder, code: i32) -> ! {
     )
 }
 
-/// Corresponds to `sigprocmask(2)`, made as `rt_sigprocmask(2)`: block or
-/// unblock `sig` for this process (a blocked signal is held pending).
-/// See <https://man7.org/linux/man-pages/man2/sigprocmask.2.html>.
-pub fn sigprocmask(rec: &mut Recorder, block: bool, sig: Signal) -> Result<(), SysError> {
-    use nix::sys::signal::SigmaskHow;
-    let how = if block {
-        SigmaskHow::SIG_BLOCK
-    } else {
-        SigmaskHow::SIG_UNBLOCK
-    };
-    let mut set = SigSet::empty();
-    set.add(sig);
-    let name = sig.as_str().trim_start_matches("SIG").to_string();
-    rec.call(
-        Call::new("rt_sigprocmask").libc("sigprocmask"),
-        || nix::sys::signal::sigprocmask(how, Some(&set), None),
-        |_| {
-            let h = if block { "SIG_BLOCK" } else { "SIG_UNBLOCK" };
-            Shown::new(
-                vec![h.into(), format!("[{name}]"), "NULL".into(), "8".into()],
-                0,
-                if block {
-                    format!("{} is held pending until unblocked", sig.as_str())
-                } else {
-                    format!("{} is delivered again", sig.as_str())
-                },
-            )
-        },
-    )
-}
-
-/// One bit per signal caught by `on_signal` and not yet taken by [`take_caught`].
-static PENDING: AtomicU64 = AtomicU64::new(0);
-
-extern "C" fn on_signal(sig: libc::c_int) {
-    // Only an atomic read-modify-write: async-signal-safe.
-    if (0..64).contains(&sig) {
-        PENDING.fetch_or(1 << sig, Ordering::SeqCst);
-    }
-}
-
-fn bit(sig: Signal) -> u64 {
-    1u64 << (sig as i32)
-}
-
-/// Whether `sig` was caught since the last call for it (and clears it), for
-/// labs that catch several signals at once (SIGCHLD and SIGINT, say).
-pub fn take_caught(sig: Signal) -> bool {
-    PENDING.fetch_and(!bit(sig), Ordering::SeqCst) & bit(sig) != 0
-}
-
-/// SIGINT or SIGTERM, if one was caught and not yet taken: a request to stop.
-pub fn pending_stop() -> Option<i32> {
-    let pending = PENDING.load(Ordering::SeqCst);
-    [Signal::SIGINT, Signal::SIGTERM]
-        .into_iter()
-        .find(|&s| pending & bit(s) != 0)
-        .map(|s| s as i32)
-}
-
-/// A signal's disposition before [`sigaction`] changed it; [`restore`] puts it back.
-#[derive(Debug, Clone, Copy)]
-pub struct Previous {
-    sig: Signal,
-    action: SigAction,
-}
-
-/// What [`sigaction`] installs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Disposition {
-    Ignore,
-    Default,
-    /// Record the signal and interrupt the blocked call (no SA_RESTART), so
-    /// the lab can clean up and exit.
-    Catch,
-}
-
-/// Corresponds to `sigaction(2)`, made as `rt_sigaction(2)`.
-/// See <https://man7.org/linux/man-pages/man2/sigaction.2.html>.
-///
-/// Returns the disposition it replaced, for [`restore`]. Catching a signal
-/// first forgets an earlier catch of it, so a stale Ctrl-C cannot stop a
-/// later lab.
+/// Corresponds to `pidfd_open(2)`: a descriptor that refers to process
+/// `pid` and becomes readable when it exits, so a wait for a child can be a
+/// ppoll like any other (and let Ctrl-C in). Needs Linux 5.3.
+/// See <https://man7.org/linux/man-pages/man2/pidfd_open.2.html>.
 ///
 /// # Errors
-/// `EINVAL` for SIGKILL/SIGSTOP.
-pub fn sigaction(rec: &mut Recorder, sig: Signal, disp: Disposition) -> Result<Previous, SysError> {
-    if disp == Disposition::Catch {
-        take_caught(sig);
-    }
-    let handler = match disp {
-        Disposition::Ignore => SigHandler::SigIgn,
-        Disposition::Default => SigHandler::SigDfl,
-        Disposition::Catch => SigHandler::Handler(on_signal),
-    };
-    let action = SigAction::new(handler, SaFlags::empty(), SigSet::empty());
-    let call = Call::new("rt_sigaction").libc("sigaction");
-    // SAFETY: the handlers installed are SIG_IGN, SIG_DFL or `on_signal`,
-    // which only stores to an atomic and so is async-signal-safe.
+/// `ESRCH` (no such process), `EMFILE`, `ENOSYS` (kernel before 5.3).
+pub fn pidfd_open(rec: &mut Recorder, pid: Pid) -> Result<OwnedFd, SysError> {
     rec.call(
-        call,
-        || unsafe { nix::sys::signal::sigaction(sig, &action) },
-        |r| {
-            let show = handler_name;
-            let new = format!(
-                "{{sa_handler={}, sa_mask=[], sa_flags=SA_RESTORER}}",
-                show(handler)
-            );
-            let old = match r {
-                Ok(old) => format!("{{sa_handler={}, …}}", show(old.handler())),
-                Err(_) => "0x…".to_string(),
-            };
-            let note = match disp {
-                Disposition::Ignore => format!("{} is ignored from now on", sig.as_str()),
-                Disposition::Default => {
-                    format!("{} gets its default action back (terminate)", sig.as_str())
-                }
-                Disposition::Catch => format!(
-                    "{} now interrupts a blocked call (no SA_RESTART) so the lab can clean up",
-                    sig.as_str()
-                ),
-            };
-            Shown::new(vec![sig.as_str().into(), new, old, "8".into()], 0, note)
-        },
-    )
-    .map(|action| Previous { sig, action })
-}
-
-fn handler_name(h: SigHandler) -> String {
-    match h {
-        SigHandler::SigIgn => "SIG_IGN".to_string(),
-        SigHandler::SigDfl => "SIG_DFL".to_string(),
-        _ => "ipclab_on_signal".to_string(),
-    }
-}
-
-/// Corresponds to `sigaction(2)` (`rt_sigaction(2)`) putting back the
-/// disposition a lab found, so the next lab in a tour starts as this one did.
-///
-/// # Errors
-/// `EINVAL`, which cannot happen for a disposition the kernel gave us.
-pub fn restore(rec: &mut Recorder, prev: Previous) -> Result<(), SysError> {
-    let Previous { sig, action } = prev;
-    let call = Call::new("rt_sigaction").libc("sigaction");
-    // SAFETY: `action` is the disposition the kernel reported for `sig` a
-    // moment ago (SIG_DFL, SIG_IGN, or a handler of this process), so
-    // installing it again sets up nothing new.
-    rec.call(
-        call,
-        || unsafe { nix::sys::signal::sigaction(sig, &action) },
-        |r| {
-            let new = format!("{{sa_handler={}, …}}", handler_name(action.handler()));
-            let old = match r {
-                Ok(old) => format!("{{sa_handler={}, …}}", handler_name(old.handler())),
-                Err(_) => "0x…".to_string(),
-            };
-            let note = format!(
-                "{} gets back the disposition it had before this lab",
-                sig.as_str()
-            );
-            Shown::new(vec![sig.as_str().into(), new, old, "8".into()], 0, note)
-        },
-    )
-    .map(|_| ())
-}
-
-/// Corresponds to `clock_nanosleep(2)` on CLOCK_MONOTONIC, relative.
-/// See <https://man7.org/linux/man-pages/man2/clock_nanosleep.2.html>.
-///
-/// # Errors
-/// `EINTR` when a handled signal arrives first.
-pub fn clock_nanosleep(rec: &mut Recorder, d: Duration) -> Result<(), SysError> {
-    let ts = libc::timespec {
-        tv_sec: d.as_secs() as libc::time_t,
-        tv_nsec: d.subsec_nanos().into(),
-    };
-    let call = Call::new("clock_nanosleep").waits("CLOCK_MONOTONIC, 0".into(), "sleeping");
-    rec.call(
-        call,
+        Call::new("pidfd_open").changes_fds(),
         || {
-            // SAFETY: `ts` is a valid timespec that outlives the call, and a
-            // NULL `remain` is allowed for a relative sleep.
-            let rc = unsafe {
-                libc::clock_nanosleep(libc::CLOCK_MONOTONIC, 0, &ts, std::ptr::null_mut())
-            };
-            // clock_nanosleep returns the error number instead of setting errno.
-            if rc == 0 {
-                Ok(())
-            } else {
-                Err(nix::errno::Errno::from_raw(rc))
-            }
+            // SAFETY: pidfd_open takes a pid and flags and returns a new
+            // descriptor or -1; no memory is passed.
+            let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+            nix::errno::Errno::result(fd).map(|fd| {
+                // SAFETY: `fd` was just returned by pidfd_open and nothing else owns it.
+                unsafe { OwnedFd::from_raw_fd(fd as i32) }
+            })
         },
-        |_| {
-            let req = format!("{{tv_sec={}, tv_nsec={}}}", ts.tv_sec, ts.tv_nsec);
+        |r| {
+            let ret = r.as_ref().map_or(-1, |fd| i64::from(fd.as_raw_fd()));
             Shown::new(
-                vec!["CLOCK_MONOTONIC".into(), "0".into(), req, "NULL".into()],
-                0,
-                "slept",
+                vec![pid.to_string(), "0".into()],
+                ret,
+                format!(
+                    "fd {ret} refers to process {pid}: it becomes readable when that process exits"
+                ),
             )
         },
     )

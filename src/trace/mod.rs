@@ -117,6 +117,14 @@ impl Shown {
     }
 }
 
+/// The notes a lab set for its next call, held aside (see [`Recorder::stash`]).
+#[derive(Debug, Default)]
+pub struct Stashed {
+    note: Option<String>,
+    err_note: Option<String>,
+    wait: Option<String>,
+}
+
 /// Runs, times, numbers and renders every syscall of an experiment.
 pub struct Recorder {
     out: Output,
@@ -171,6 +179,11 @@ impl Recorder {
         self.out.broken()
     }
 
+    /// The first error writing stdout other than a closed pipe (ENOSPC…).
+    pub fn output_failure(&self) -> Option<&std::io::Error> {
+        self.out.failure()
+    }
+
     /// Called in a freshly forked child: later steps carry the child's pid.
     pub fn forked_child(&mut self) {
         self.pid = std::process::id() as i32;
@@ -192,6 +205,24 @@ impl Recorder {
     pub fn waiting(&mut self, reason: impl Into<String>) -> &mut Self {
         self.pending_wait = Some(reason.into());
         self
+    }
+
+    /// Takes the notes and waiting reason a lab set for its next call, so
+    /// that steps made on the way to that call (a signal mask changed around
+    /// it, say) do not consume them; [`Recorder::unstash`] puts them back.
+    pub fn stash(&mut self) -> Stashed {
+        Stashed {
+            note: self.pending_note.take(),
+            err_note: self.pending_err_note.take(),
+            wait: self.pending_wait.take(),
+        }
+    }
+
+    /// Puts back what [`Recorder::stash`] took.
+    pub fn unstash(&mut self, s: Stashed) {
+        self.pending_note = s.note;
+        self.pending_err_note = s.err_note;
+        self.pending_wait = s.wait;
     }
 
     /// Syscalls made and failed so far by the whole run.

@@ -17,7 +17,7 @@ fn is_fifo(p: &Path) -> bool {
 fn fifo_demo_blocks_in_open_then_cleans_up() {
     let r = run(&["--format", "json", "fifo"], LIMIT);
     r.assert_ok();
-    let steps = r.steps();
+    let steps = r.lab_steps();
     assert!(unreaped_children(&steps).is_empty());
     assert!(leaked_fds(&steps).is_empty(), "{:?}", leaked_fds(&steps));
     let mkdir = steps
@@ -91,7 +91,7 @@ fn fifo_read_and_write_meet_through_a_path_then_remove_it() {
     );
     // The writer found an existing FIFO: it must not have created or removed it.
     assert!(!writer
-        .steps()
+        .lab_steps()
         .iter()
         .any(|s| s["syscall"] == "mknodat" || s["syscall"] == "unlink"));
 }
@@ -138,7 +138,7 @@ fn fifo_in_a_missing_directory_fails_with_the_real_errno() {
     assert_eq!(r.code(), Some(1), "{}", r.stderr);
     assert!(r.stderr.contains("ENOENT"), "{}", r.stderr);
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
-    let steps = r.steps();
+    let steps = r.lab_steps();
     assert!(steps
         .iter()
         .any(|s| s["syscall"] == "mknodat" && s["errno"] == "ENOENT"));

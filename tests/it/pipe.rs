@@ -13,7 +13,7 @@ fn pipe(extra: &[&str]) -> Run {
     args.extend_from_slice(extra);
     let r = run(&args, LIMIT);
     r.assert_ok();
-    let steps = r.steps();
+    let steps = r.lab_steps();
     assert!(
         unreaped_children(&steps).is_empty(),
         "zombie left: {:?}",
@@ -51,7 +51,7 @@ fn child_pid(steps: &[Value]) -> i64 {
 #[test]
 fn pipe_child_writes_hello_parent_reads_it() {
     let r = pipe(&[]);
-    let steps = r.steps();
+    let steps = r.lab_steps();
     let (p, c) = (parent_pid(&steps), child_pid(&steps));
     assert_eq!(steps[0]["syscall"], "pipe2");
     assert_eq!(steps[0]["libc"], "pipe");
@@ -63,7 +63,20 @@ fn pipe_child_writes_hello_parent_reads_it() {
     );
     assert_eq!(
         names_of(&steps, p),
-        ["pipe2", "clone", "close", "read", "read", "close", "wait4"]
+        [
+            "pipe2",
+            "clone",
+            "close",
+            "ppoll",
+            "read",
+            "ppoll",
+            "read",
+            "close",
+            "pidfd_open",
+            "ppoll",
+            "wait4",
+            "close"
+        ]
     );
     let write = steps
         .iter()
@@ -93,7 +106,7 @@ fn pipe_child_writes_hello_parent_reads_it() {
 #[test]
 fn pipe_reverse_makes_the_parent_the_writer() {
     let r = pipe(&["--reverse", "--message", "down the pipe"]);
-    let steps = r.steps();
+    let steps = r.lab_steps();
     let p = parent_pid(&steps);
     let w = steps
         .iter()
@@ -113,7 +126,7 @@ fn pipe_reverse_makes_the_parent_the_writer() {
 #[test]
 fn pipe_fill_shows_capacity_eagain_and_a_blocked_write() {
     let r = pipe(&["--fill"]);
-    let steps = r.steps();
+    let steps = r.lab_steps();
     let cap = steps
         .iter()
         .find(|s| s["args"][1] == "F_GETPIPE_SZ")
@@ -157,7 +170,7 @@ fn pipe_fill_shows_capacity_eagain_and_a_blocked_write() {
 #[test]
 fn pipe_sigpipe_shows_epipe_then_death_by_sigpipe() {
     let r = pipe(&["--sigpipe"]);
-    let steps = r.steps();
+    let steps = r.lab_steps();
     let epipe = steps
         .iter()
         .find(|s| s["errno"] == "EPIPE")
@@ -184,9 +197,12 @@ fn pipe_sigpipe_shows_epipe_then_death_by_sigpipe() {
 #[test]
 fn pipe_forget_close_times_out_then_sees_eof() {
     let r = pipe(&["--forget-close"]);
-    let steps = r.steps();
+    let steps = r.lab_steps();
     let p = parent_pid(&steps);
-    let poll = steps.iter().find(|s| s["syscall"] == "poll").expect("poll");
+    let poll = steps
+        .iter()
+        .find(|s| s["syscall"] == "ppoll" && s["ret"] == 0)
+        .expect("a ppoll that timed out");
     assert_eq!(poll["ret"], 0, "no EOF while our own write end is open");
     assert_eq!(poll["ret_note"], "(Timeout)");
     let after: Vec<&Value> = steps
@@ -201,7 +217,7 @@ fn pipe_forget_close_times_out_then_sees_eof() {
 #[test]
 fn pipe_duplex_uses_two_pipes() {
     let r = pipe(&["--duplex", "--message", "ping"]);
-    let steps = r.steps();
+    let steps = r.lab_steps();
     assert_eq!(steps.iter().filter(|s| s["syscall"] == "pipe2").count(), 2);
     assert!(
         r.messages().iter().any(|m| m.contains("child got: ping")),

@@ -40,7 +40,7 @@ fn sniff_sees_a_udp_datagram_leave_and_arrive_on_lo() {
     stop.store(true, Ordering::SeqCst);
     let _ = h.join();
     r.assert_ok();
-    let steps = r.steps();
+    let steps = r.lab_steps();
     let names: Vec<&str> = steps.iter().filter_map(|s| s["syscall"].as_str()).collect();
     assert_eq!(
         &names[..4],
@@ -80,7 +80,7 @@ fn sniff_names_the_interfaces_when_one_does_not_exist() {
         LIMIT,
     );
     assert_eq!(r.code(), Some(1), "{}", r.stderr);
-    let steps = r.steps();
+    let steps = r.lab_steps();
     assert_eq!(steps[1]["syscall"], "ioctl");
     assert_eq!(steps[1]["errno"], "ENODEV");
     assert!(
@@ -100,7 +100,7 @@ fn sniff_without_cap_net_raw_shows_eperm() {
         return;
     };
     assert_eq!(r.code(), Some(1));
-    assert_eq!(r.steps()[0]["errno"], "EPERM");
+    assert_eq!(r.lab_steps()[0]["errno"], "EPERM");
     assert!(
         r.stderr.contains("needs root or CAP_NET_RAW"),
         "{}",

@@ -177,7 +177,7 @@ fn server_args<'a>(model: &'a str, listen: &'a str) -> Vec<&'a str> {
 }
 
 fn assert_clean(run: &Run) {
-    let steps = run.steps();
+    let steps = run.lab_steps();
     assert!(
         unreaped_children(&steps).is_empty(),
         "zombies: {:?}",
@@ -210,7 +210,7 @@ fn tcp_demo_every_model_round_trips_and_cleans_up() {
         } else {
             assert!(msgs.contains("serves clients concurrently"), "{msgs}");
         }
-        let steps = r.steps();
+        let steps = r.lab_steps();
         let has = |n: &str| steps.iter().any(|s| s["syscall"] == n);
         for n in [
             "socket",
@@ -226,7 +226,7 @@ fn tcp_demo_every_model_round_trips_and_cleans_up() {
             assert!(has(n), "{model}: no {n} step");
         }
         if model == "poll" {
-            assert!(has("epoll_create1") && has("epoll_ctl") && has("epoll_wait"));
+            assert!(has("epoll_create1") && has("epoll_ctl") && has("epoll_pwait"));
         }
         let setsockopt = steps
             .iter()
@@ -337,7 +337,7 @@ fn tcp_server_and_client_on_ipv6_loopback() {
     );
     c.assert_ok();
     assert!(c.messages().iter().any(|m| m.contains("hello v6")));
-    let sock = &c.steps()[0];
+    let sock = &c.lab_steps()[0];
     assert_eq!(sock["args"][0], "AF_INET6");
     client_ok("tcp_server_and_client_on_ipv6_loopback", &srv.addr);
     let r = srv.stop(LIMIT);
@@ -424,7 +424,7 @@ fn tcp_client_reads_lines_from_stdin() {
     );
     assert!(msgs.contains("empty line: nothing sent"), "{msgs}");
     let reads = c
-        .steps()
+        .lab_steps()
         .iter()
         .filter(|s| s["syscall"] == "read" && s["args"][0] == "0")
         .count();
@@ -454,13 +454,13 @@ fn tcp_client_explains_connection_refused() {
     );
     assert_eq!(c.code(), Some(1), "{}", c.stderr);
     let connect = c
-        .steps()
+        .lab_steps()
         .into_iter()
         .find(|s| s["syscall"] == "connect")
         .expect("connect step");
     assert_eq!(connect["errno"], "ECONNREFUSED");
     assert!(c.stderr.contains("nobody is listening"), "{}", c.stderr);
-    assert!(leaked_fds(&c.steps()).is_empty());
+    assert!(leaked_fds(&c.lab_steps()).is_empty());
 }
 
 #[test]
@@ -473,7 +473,7 @@ fn tcp_server_explains_address_in_use() {
     );
     assert_eq!(r.code(), Some(1), "{}", r.stderr);
     let bind = r
-        .steps()
+        .lab_steps()
         .into_iter()
         .find(|s| s["syscall"] == "bind")
         .expect("bind step");

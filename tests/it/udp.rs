@@ -13,7 +13,7 @@ const LIMIT: Duration = Duration::from_secs(30);
 fn udp_demo_shows_a_lost_reply_and_cleans_up() {
     let r = run(&["--format", "json", "udp", "demo"], LIMIT);
     r.assert_ok();
-    let steps = r.steps();
+    let steps = r.lab_steps();
     assert!(unreaped_children(&steps).is_empty());
     assert!(leaked_fds(&steps).is_empty(), "{:?}", leaked_fds(&steps));
     for n in ["listen", "accept4", "connect"] {
@@ -21,9 +21,10 @@ fn udp_demo_shows_a_lost_reply_and_cleans_up() {
     }
     let timeout = steps
         .iter()
-        .find(|s| s["syscall"] == "recvfrom" && s["errno"] == "EAGAIN")
-        .expect("a recvfrom that timed out");
+        .find(|s| s["syscall"] == "ppoll" && s["ret"] == 0)
+        .expect("a wait for the reply that timed out");
     assert!(timeout["note"].as_str().unwrap_or("").contains("lost"));
+    assert_eq!(timeout["args"][2], "{tv_sec=0, tv_nsec=500000000}");
     let msgs = r.messages().join("\n");
     assert!(msgs.contains("dropped on purpose"), "{msgs}");
     assert!(
@@ -84,7 +85,7 @@ fn serve_python_client(test: &str, listen: &str) {
     assert_eq!(c.code(), Some(0), "{}\n{}", c.stdout, c.stderr);
     let r = srv.finish(LIMIT);
     r.assert_ok();
-    let steps = r.steps();
+    let steps = r.lab_steps();
     assert!(leaked_fds(&steps).is_empty());
     if srv_is_v4(listen) {
         let big = steps
@@ -181,12 +182,12 @@ fn udp_client_reports_a_lost_reply_from_an_independent_server() {
         msgs.contains("reply from 127.0.0.1:") && msgs.contains("echo:three"),
         "{msgs}"
     );
-    let opt = c
-        .steps()
+    let wait = c
+        .lab_steps()
         .into_iter()
-        .find(|s| s["syscall"] == "setsockopt")
-        .expect("setsockopt");
-    assert_eq!(opt["args"][3], "{tv_sec=0, tv_usec=300000}");
+        .find(|s| s["syscall"] == "ppoll")
+        .expect("a bounded wait for the reply");
+    assert_eq!(wait["args"][2], "{tv_sec=0, tv_nsec=300000000}");
 }
 
 #[test]

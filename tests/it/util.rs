@@ -100,6 +100,21 @@ impl Run {
         s
     }
 
+    /// The steps after the run's preamble: every command first holds and
+    /// catches the stop signals (rt_sigprocmask, then three rt_sigaction).
+    pub fn lab_steps(&self) -> Vec<Value> {
+        let mut steps = self.steps();
+        let preamble = steps
+            .iter()
+            .take(4)
+            .take_while(|s| s["syscall"] == "rt_sigprocmask" || s["syscall"] == "rt_sigaction")
+            .count();
+        if preamble == 4 {
+            steps.drain(..4);
+        }
+        steps
+    }
+
     /// The text of every `message` event.
     pub fn messages(&self) -> Vec<String> {
         self.events()
@@ -460,7 +475,6 @@ pub const INTERESTING: &[&str] = &[
     "fcntl",
     "poll",
     "kill",
-    "clock_nanosleep",
     "socket",
     "bind",
     "listen",
@@ -477,6 +491,12 @@ pub const INTERESTING: &[&str] = &[
     "epoll_create1",
     "epoll_ctl",
     "epoll_wait",
+    "epoll_pwait",
+    "ppoll",
+    "pidfd_open",
+    "rt_sigprocmask",
+    "rt_sigaction",
+    "setitimer",
     "setresuid",
     "setresgid",
     "setgroups",
