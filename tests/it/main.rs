@@ -9,6 +9,7 @@ mod fifo;
 mod golden;
 mod ping;
 mod pipe;
+mod signals;
 mod sniff;
 mod strace;
 mod tcp;
