@@ -136,6 +136,8 @@ fn plan(command: Command) -> Result<Job> {
         Command::Tcp(a) => plan_tcp(a.action),
         Command::Udp(a) => plan_udp(a.action),
         Command::Ping(a) => {
+            // A SUDO environment that names nobody clearly is bad input.
+            lab::privs::sudo_user()?;
             let family = match (a.ipv4, a.ipv6) {
                 (true, _) => Some(ipclab::packet::icmp::Family::V4),
                 (_, true) => Some(ipclab::packet::icmp::Family::V6),
@@ -148,6 +150,7 @@ fn plan(command: Command) -> Result<Job> {
             single("ping", move |r| ping::run(r, &cfg))
         }
         Command::Sniff(a) => {
+            lab::privs::sudo_user()?;
             let proto = a.proto.map(|p| match p {
                 SniffProto::Tcp => ipclab::packet::Proto::Tcp,
                 SniffProto::Udp => ipclab::packet::Proto::Udp,

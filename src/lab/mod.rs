@@ -3,6 +3,7 @@
 pub mod fifo;
 pub mod ping;
 pub mod pipe;
+pub mod privs;
 pub mod repeater;
 pub mod sniff;
 pub mod tcp;

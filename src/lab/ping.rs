@@ -28,7 +28,7 @@ use nix::fcntl::OFlag;
 
 use crate::error::{Error, Result};
 use crate::packet::icmp::{self, Family, Kind};
-use crate::sys::{creds, file, raw, socket};
+use crate::sys::{file, raw, socket};
 use crate::trace::Recorder;
 
 /// The hint under an EPERM from a raw or packet socket.
@@ -173,49 +173,6 @@ fn resolve(rec: &mut Recorder, cfg: &PingConfig) -> Result<IpAddr> {
     Ok(ip)
 }
 
-/// Under sudo, gives root back: setgroups → setresgid → setresuid, then
-/// shows the result. Does nothing when SUDO_UID is not set.
-pub fn drop_privileges(rec: &mut Recorder, what: &str) -> Result<()> {
-    let (Some(uid), Some(gid)) = (std::env::var_os("SUDO_UID"), std::env::var_os("SUDO_GID"))
-    else {
-        return Ok(());
-    };
-    let parse = |name: &str, v: &std::ffi::OsStr| -> Result<u32> {
-        v.to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-            .ok_or_else(|| {
-                Error::protocol(format!(
-                    "{name}={} is not a numeric id; refusing to go on as root",
-                    v.to_string_lossy()
-                ))
-            })
-    };
-    let (uid, gid) = (parse("SUDO_UID", &uid)?, parse("SUDO_GID", &gid)?);
-    let euid = creds::geteuid(rec, |e| {
-        if e == 0 {
-            format!("root, started by sudo for uid {uid}: {what} is open, so root goes now, before any packet")
-        } else {
-            "not root: SUDO_UID is set but there is nothing to give back".into()
-        }
-    })?;
-    if !euid.is_root() {
-        return Ok(());
-    }
-    creds::setgroups_empty(rec, "no supplementary groups: root's group list is dropped first, while CAP_SETGID is still ours")?;
-    creds::setresgid(
-        rec,
-        gid,
-        "real, effective and saved gid all become SUDO_GID: no way back to gid 0",
-    )?;
-    creds::setresuid(rec, uid, "real, effective and saved uid all become SUDO_UID; the kernel clears every capability with it")?;
-    creds::getresuid(rec)?;
-    creds::getresgid(rec)?;
-    rec.message(format!(
-        "running as uid {uid} gid {gid} now; the open socket keeps working: privilege is checked when a socket is created, not when it is used"
-    ));
-    Ok(())
-}
-
 /// Why opening a raw or ping socket failed, with the fix.
 fn socket_error(rec: &mut Recorder, e: crate::error::SysError, dgram: bool) -> Error {
     match (e.errno, dgram) {
@@ -277,7 +234,10 @@ pub fn run(rec: &mut Recorder, cfg: &PingConfig) -> Result<()> {
         Err(e) => return Err(socket_error(rec, e, cfg.dgram)),
     };
     let fd = if cfg.drop_privileges {
-        crate::lab::set_up(rec, fd, |rec, _| drop_privileges(rec, "the raw socket"))?.0
+        crate::lab::set_up(rec, fd, |rec, _| {
+            crate::lab::privs::drop(rec, "the raw socket")
+        })?
+        .0
     } else {
         fd
     };

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 
 use crate::error::{Error, Result};
-use crate::lab::ping::{drop_privileges, RAW_HINT};
+use crate::lab::ping::RAW_HINT;
 use crate::packet::{filter, frame, Proto};
 use crate::sys::raw::{self, LinkFrom};
 use crate::sys::{file, socket};
@@ -154,8 +154,19 @@ impl Capture {
                 "waiting up to {ms} ms for a frame on {}",
                 self.iface
             ));
-            if !crate::lab::wait::readable(rec, self.fd(), Some(left))? {
-                continue;
+            match crate::lab::wait::readable(rec, self.fd(), Some(left)) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(Error::Interrupted(sig)) => {
+                    // As tcpdump does on Ctrl-C: say what was captured.
+                    rec.message(format!(
+                        "{got} frame{} captured before {}",
+                        if got == 1 { "" } else { "s" },
+                        crate::lab::signal_name(sig)
+                    ));
+                    return Err(Error::Interrupted(sig));
+                }
+                Err(e) => return Err(e),
             }
             let bound = (self.ifindex, self.iface.as_str());
             let proto = self.proto;
@@ -207,7 +218,7 @@ fn note(from: &LinkFrom, data: &[u8], bound: (i32, &str), proto: Option<Proto>) 
 pub fn run(rec: &mut Recorder, cfg: &SniffConfig) -> Result<()> {
     let cap = Capture::open(rec, &cfg.iface, cfg.proto)?;
     if cfg.drop_privileges {
-        drop_privileges(rec, "the packet socket")?;
+        crate::lab::privs::drop(rec, "the packet socket")?;
     }
     cap.capture(rec, cfg.count, cfg.timeout)?;
     cap.close(rec)

@@ -152,8 +152,8 @@ fn stops_cleanly(args: &[&str], sig: (&str, i32), wait: Duration, kind: Load, st
     );
     // Before its first step (the signals held) the default action ends the
     // process: clean too, since it has made nothing yet.
-    let early = std::os::unix::process::ExitStatusExt::signal(&status) == Some(sig.1)
-        && lines.is_empty();
+    let early =
+        std::os::unix::process::ExitStatusExt::signal(&status) == Some(sig.1) && lines.is_empty();
     assert!(
         code == Some(128 + sig.1) || code == Some(0) || early,
         "{ctx}: exit {status:?}, want {} (or 0 if it had finished)\nstderr: {err}\nstdout tail: {:?}",

@@ -284,7 +284,7 @@ impl TempDir {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
         let p =
-            std::env::temp_dir().join(format!("ipclab-test-{tag}-{}-{nanos}", std::process::id()));
+            std::env::temp_dir().join(format!("ipclabtest-{tag}-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&p).expect("create temp dir");
         TempDir(p)
     }
@@ -337,7 +337,9 @@ pub fn leaked_fds(steps: &[Value]) -> HashMap<i64, Vec<i64>> {
                     .collect();
                 set.extend(nums);
             }
-            "openat" | "socket" | "accept4" | "accept" | "epoll_create1" if ret >= 0 => {
+            "openat" | "socket" | "accept4" | "accept" | "epoll_create1" | "pidfd_open"
+                if ret >= 0 =>
+            {
                 set.push(ret)
             }
             "close" if ret == 0 => {
