@@ -236,15 +236,20 @@ pub fn ppoll(
     let t_ptr = left
         .as_mut()
         .map_or(std::ptr::null_mut(), std::ptr::from_mut);
+    // The raw syscall, not glibc's wrapper: glibc hands the kernel a copy of
+    // the timeout, so the time left (which strace shows) would be lost.
     // SAFETY: `fds_ptr` is NULL with n = 0 or points to `n` live pollfds
     // the kernel may write; `t_ptr` is NULL or a live timespec the kernel
-    // updates with the time left; `mask` is a valid sigset_t for the call.
+    // updates with the time left; `mask` is a valid sigset whose first 8
+    // bytes (the kernel's sigset_t, the size passed) are the mask.
     let r = unsafe {
-        libc::ppoll(
+        libc::syscall(
+            libc::SYS_ppoll,
             fds_ptr,
             n as libc::nfds_t,
             t_ptr,
             std::ptr::from_ref(mask.as_ref()),
+            8usize,
         )
     };
     let r = Errno::result(r).map(|v| v as usize);

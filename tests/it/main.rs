@@ -10,6 +10,7 @@ mod fifo;
 mod golden;
 mod ping;
 mod pipe;
+mod readme;
 mod signals;
 mod sniff;
 mod strace;

@@ -1,0 +1,368 @@
+//! The README's samples are real, current output: each block marked
+//! `<!-- sample: ARGS -->` is compared with a fresh `ipclab --no-color ARGS`
+//! (per process, with pids, times, ports, inodes and temp paths normalised,
+//! as in the golden tests), and `UPDATE_README=1 cargo test readme` rewrites
+//! the blocks from fresh runs. `<!-- sample: SERVER ARGS | CLIENT ARGS -->`
+//! runs a server on port 0 and the client against it. Blocks marked
+//! `<!-- excerpt: ARGS -->` are cut by hand (`…`): each of their lines must
+//! appear, normalised and in order, in a fresh run (when the run's
+//! privileges are there; otherwise the check says why it skipped).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::util::{ipclab, is_root, run_cmd, skip, spawn_cmd};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn readme_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("README.md")
+}
+
+/// One marked block: its marker, and the line range of its text inside the fence.
+struct Block {
+    kind: Kind,
+    args: String,
+    /// Index of the first text line and one past the last.
+    body: (usize, usize),
+}
+
+#[derive(PartialEq)]
+enum Kind {
+    Sample,
+    Excerpt,
+    /// An excerpt of a run that needs root (ping, sniff).
+    RootExcerpt,
+}
+
+fn blocks(lines: &[&str]) -> Vec<Block> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let l = lines[i].trim();
+        let marker = l
+            .strip_prefix("<!-- sample: ")
+            .map(|r| (Kind::Sample, r))
+            .or_else(|| l.strip_prefix("<!-- excerpt: ").map(|r| (Kind::Excerpt, r)))
+            .or_else(|| {
+                l.strip_prefix("<!-- excerpt as root: ")
+                    .map(|r| (Kind::RootExcerpt, r))
+            });
+        if let Some((kind, rest)) = marker {
+            let args = rest.trim_end_matches("-->").trim().to_string();
+            assert!(
+                lines.get(i + 1).is_some_and(|f| f.starts_with("```")),
+                "README line {}: a sample marker must be followed by a fence",
+                i + 1
+            );
+            let start = i + 2;
+            let end = (start..lines.len())
+                .find(|&j| lines[j].starts_with("```"))
+                .expect("closing fence");
+            out.push(Block {
+                kind,
+                args,
+                body: (start, end),
+            });
+            i = end;
+        }
+        i += 1;
+    }
+    out
+}
+
+fn words(s: &str) -> Vec<String> {
+    s.split_whitespace().map(str::to_string).collect()
+}
+
+/// A fresh run of the marker's command(s), text format, no colour.
+fn fresh(args: &str) -> String {
+    let (server, client) = match args.split_once(" | ") {
+        Some((s, c)) => (s, Some(c)),
+        None => (args, None),
+    };
+    let mut cmd = ipclab();
+    cmd.arg("--no-color")
+        .args(words(server))
+        .env("TMPDIR", "/tmp");
+    let Some(client) = client else {
+        let r = run_cmd(&mut cmd, LIMIT);
+        assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+        return r.stdout;
+    };
+    // The server prints its address ("listening on A:P") before it waits.
+    let mut srv = spawn_cmd(&mut cmd);
+    let out = srv
+        .child
+        .as_mut()
+        .and_then(|c| c.stdout.take())
+        .expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut text = Vec::new();
+    let addr = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the server's address");
+        text.push(line.clone());
+        if let Some(rest) = line.split(">> listening on ").nth(1) {
+            break rest.split_whitespace().next().expect("address").to_string();
+        }
+    };
+    let mut c = ipclab();
+    c.arg("--no-color")
+        .args(words(client))
+        .args(["--connect", &addr]);
+    let cr = run_cmd(&mut c, LIMIT);
+    assert!(!cr.stderr.contains("panicked"), "{}", cr.stderr);
+    let _ = srv.wait_timeout(LIMIT);
+    text.extend(rx.try_iter());
+    text.push(String::new());
+    text.join("\n")
+}
+
+/// The golden tests' normalisation, plus ports and ppoll's time left.
+fn normalise(text: &str) -> Vec<String> {
+    let mut pids: Vec<String> = Vec::new();
+    for l in text.lines() {
+        let found = l
+            .strip_prefix("[pid ")
+            .and_then(|r| r.split(']').next())
+            .or_else(|| {
+                l.split("\"pid\":")
+                    .nth(1)
+                    .and_then(|r| r.split([',', '}']).next())
+            });
+        if let Some(p) = found {
+            if !pids.contains(&p.to_string()) {
+                pids.push(p.to_string());
+            }
+        }
+    }
+    text.lines()
+        .map(|line| {
+            let mut l = line.trim_end().to_string();
+            if l.starts_with(' ') {
+                l = format!("    {}", l.trim_start());
+            }
+            for (i, p) in pids.iter().enumerate() {
+                l = l.replace(p.as_str(), &format!("P{}", i + 1));
+            }
+            l = cut(&l, " <0.", ">", " <T>");
+            l = cut(&l, " <1.", ">", " <T>");
+            l = cut(&l, "left {", "}", "left {…}");
+            l = cut(&l, "/tmp/ipclab-", "/", "/tmp/ipclab-DIR/");
+            l = cut(&l, "/tmp/ipclab-", "\"", "/tmp/ipclab-DIR\"");
+            l = cut(&l, "pipe:[", "]", "pipe:[N]");
+            l = port_free(&l);
+            l = json_number(&l, "\"elapsed_us\":");
+            l = json_number(&l, "\"t_us\":");
+            l = l.replace("revents=POLLIN|POLLHUP", "revents=POLLIN");
+            l.replace(
+                "data to read, and the other end has closed",
+                "ready to read: the next call returns at once",
+            )
+        })
+        .collect()
+}
+
+/// Replaces every `start…end` with no space in between by `with`.
+fn cut(line: &str, start: &str, end: &str, with: &str) -> String {
+    let mut out = String::new();
+    let mut rest = line;
+    while let Some(i) = rest.find(start) {
+        let after = &rest[i + start.len()..];
+        match after.find(end) {
+            Some(j) if !after[..j].contains(' ') || start == "left {" => {
+                out.push_str(&rest[..i]);
+                out.push_str(with);
+                rest = &after[j + end.len()..];
+            }
+            _ => {
+                out.push_str(&rest[..i + start.len()]);
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// An excerpt line with what changes from run to run blurred: numbers (ids,
+/// checksums, sequence numbers, RTTs) become N and byte strings "S".
+fn loose(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() {
+            out.push('N');
+            while chars
+                .peek()
+                .is_some_and(|d| d.is_ascii_hexdigit() || *d == 'x')
+            {
+                chars.next();
+            }
+        } else if c == '"' && chars.peek() == Some(&'\\') {
+            out.push_str("\"S");
+            for d in chars.by_ref() {
+                if d == '"' {
+                    break;
+                }
+            }
+            out.push('"');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A JSON number after `key` (a time) becomes N.
+fn json_number(line: &str, key: &str) -> String {
+    match line.find(key) {
+        Some(i) => {
+            let start = i + key.len();
+            let len = line[start..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .count();
+            format!("{}N{}", &line[..start], &line[start + len..])
+        }
+        None => line.to_string(),
+    }
+}
+
+/// Kernel-chosen ports (not 0 and not the seed's 8989) become PORT.
+fn port_free(line: &str) -> String {
+    let mut out = String::new();
+    let mut chars = line.char_indices().peekable();
+    let bytes = line.as_bytes();
+    while let Some((i, c)) = chars.next() {
+        out.push(c);
+        let after_colon = c == ':' && i > 0 && bytes[i - 1].is_ascii_digit();
+        let next = i + c.len_utf8();
+        let after_htons = line[..next].ends_with("htons(");
+        if after_colon || after_htons {
+            let digits: String = line[next..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            if digits.len() >= 4 && digits != "8989" {
+                out.push_str("PORT");
+                for _ in 0..digits.len() {
+                    chars.next();
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Lines grouped per process (a step line with its note lines), and the
+/// rest (summary) in order: parents and children interleave for real.
+fn per_process(lines: &[String]) -> Vec<Vec<String>> {
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    let mut other = Vec::new();
+    let mut current: Option<usize> = None;
+    for l in lines {
+        if let Some(rest) = l.strip_prefix("[pid ") {
+            let p = rest.split(']').next().unwrap_or("").to_string();
+            let idx = match groups.iter().position(|(q, _)| *q == p) {
+                Some(i) => i,
+                None => {
+                    groups.push((p, Vec::new()));
+                    groups.len() - 1
+                }
+            };
+            current = Some(idx);
+        } else if !l.starts_with(' ') {
+            current = None;
+        }
+        match current {
+            Some(i) => groups[i].1.push(l.clone()),
+            None if !l.trim().is_empty() => other.push(l.clone()),
+            None => {}
+        }
+    }
+    let mut out: Vec<Vec<String>> = groups.into_iter().map(|(_, g)| g).collect();
+    out.push(other);
+    out
+}
+
+#[test]
+fn readme_samples_are_current_output() {
+    let path = readme_path();
+    let text = std::fs::read_to_string(&path).expect("README.md");
+    let lines: Vec<&str> = text.lines().collect();
+    let found = blocks(&lines);
+    assert!(found.len() >= 3, "the README has marked samples");
+    let update = std::env::var_os("UPDATE_README").is_some();
+    let mut replaced: Vec<(usize, usize, String)> = Vec::new();
+    for b in &found {
+        let shown: Vec<String> = lines[b.body.0..b.body.1]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        if b.kind != Kind::Sample {
+            if update {
+                continue; // excerpts are cut by hand
+            }
+            if b.kind == Kind::RootExcerpt && !is_root() {
+                skip(
+                    "readme_samples_are_current_output",
+                    &format!("excerpt `{}` needs root to run", b.args),
+                );
+                continue;
+            }
+            let got: Vec<String> = normalise(&fresh(&b.args))
+                .iter()
+                .map(|l| loose(l))
+                .collect();
+            let mut at = 0;
+            for want in normalise(&shown.join("\n")).iter().map(|l| loose(l)) {
+                if want.contains('…') || want.trim().is_empty() {
+                    continue;
+                }
+                match got[at..].iter().position(|g| *g == want) {
+                    Some(k) => at += k + 1,
+                    None => panic!(
+                        "README excerpt `{}`: line not in a fresh run (in order):\n{want}\n--- fresh run:\n{}",
+                        b.args,
+                        got.join("\n")
+                    ),
+                }
+            }
+            continue;
+        }
+        let raw = fresh(&b.args);
+        if update {
+            replaced.push((b.body.0, b.body.1, raw.trim_end().to_string()));
+            continue;
+        }
+        let want = per_process(&normalise(&shown.join("\n")));
+        let got = per_process(&normalise(&raw));
+        assert_eq!(
+            want, got,
+            "README sample `{}` differs from a fresh run; `UPDATE_README=1 cargo test readme` rewrites it",
+            b.args
+        );
+    }
+    if update && !replaced.is_empty() {
+        let mut out: Vec<String> = Vec::new();
+        let mut i = 0;
+        for (start, end, body) in replaced {
+            out.extend(lines[i..start].iter().map(|s| s.to_string()));
+            out.extend(body.lines().map(str::to_string));
+            i = end;
+        }
+        out.extend(lines[i..].iter().map(|s| s.to_string()));
+        std::fs::write(&path, out.join("\n") + "\n").expect("write README.md");
+    }
+}
