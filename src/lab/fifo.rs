@@ -19,6 +19,7 @@ use nix::sys::wait::WaitStatus;
 use crate::error::{Error, Result};
 use crate::lab::child_exit;
 use crate::lab::wait;
+use crate::lab::Made;
 use crate::sys::file;
 use crate::sys::process::{self, Forked};
 use crate::sys::signal;
@@ -76,61 +77,6 @@ pub fn run(rec: &mut Recorder, cfg: &FifoConfig) -> Result<()> {
         FifoConfig::Demo { path, message } => demo(rec, path.as_deref(), message),
         FifoConfig::Read { path } => one_end(rec, path, None),
         FifoConfig::Write { path, message } => one_end(rec, path, Some(message)),
-    }
-}
-
-/// A path this run created, with the identity (device, inode) it had then:
-/// at cleanup it is removed only if it is still that object.
-#[derive(Debug, Clone)]
-pub struct Made {
-    pub path: PathBuf,
-    pub dev: u64,
-    pub ino: u64,
-}
-
-impl Made {
-    /// Records what `lstat` says sits at `path` now (just made by this run).
-    pub fn look(rec: &mut Recorder, path: &Path, what: &str) -> Result<Made> {
-        rec.note(format!(
-            "ipclab remembers which {what} it made (device and inode): at the end it removes that one, and nothing else"
-        ));
-        let st = file::lstat(rec, path)?;
-        Ok(Made {
-            path: path.to_path_buf(),
-            dev: st.st_dev,
-            ino: st.st_ino,
-        })
-    }
-
-    /// Removes the path if it is still what this run made (`rmdir` for a
-    /// directory, `unlink` otherwise, with `note`); else says what is there
-    /// and leaves it.
-    pub fn remove(self, rec: &mut Recorder, dir: bool, note: &str) {
-        let shown = crate::trace::names::printable(self.path.as_os_str().as_encoded_bytes());
-        rec.note(
-            "same device and inode as when ipclab made it: still ipclab's own, so it may go \
-             (a check, then the removal: someone with write access to the directory could still swap it in between)",
-        );
-        match file::lstat(rec, &self.path) {
-            Ok(st) if st.st_dev == self.dev && st.st_ino == self.ino => {
-                rec.note(note);
-                let _ = if dir {
-                    file::rmdir(rec, &self.path)
-                } else {
-                    file::unlink(rec, &self.path)
-                };
-            }
-            Ok(st) => rec.message(format!(
-                "{shown} is now {} (inode {}) that ipclab did not make: left in place. \
-                 What ipclab made there (inode {}) was moved or removed by someone else",
-                file::kind_text(st.st_mode),
-                st.st_ino,
-                self.ino
-            )),
-            Err(_) => rec.message(format!(
-                "{shown} is gone already: someone else removed or renamed it; nothing to clean up"
-            )),
-        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! One module per subcommand. Experiments call `sys` and never print.
 
 pub mod fifo;
+mod made;
 pub mod ping;
 pub mod pipe;
 pub mod privs;
@@ -12,6 +13,8 @@ pub mod udp;
 pub mod wait;
 
 use std::os::fd::BorrowedFd;
+
+pub use made::Made;
 
 use crate::error::{Error, Result};
 use crate::sys;

@@ -281,3 +281,86 @@ fn fifo_ends_waiting_in_open_on_any_stop_signal_and_removes_its_fifo() {
         assert!(!path.exists(), "the FIFO ipclab made was removed");
     }
 }
+
+/// The clients, waiting for a reply that does not come (a listener that
+/// never answers, a UDP port nobody reads), end on any stop signal.
+#[test]
+fn clients_waiting_for_a_reply_stop_cleanly() {
+    let mute = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let taddr = mute.local_addr().expect("addr").to_string();
+    let sink = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let uaddr = sink.local_addr().expect("addr").to_string();
+    for (i, sig) in SIGNALS.iter().enumerate() {
+        stops_cleanly(
+            &[
+                "tcp",
+                "client",
+                "--connect",
+                &taddr,
+                "--send",
+                "hi",
+                "--timeout",
+                "30",
+            ],
+            *sig,
+            delay(i * 2 + 4),
+            Load::None,
+            false,
+        );
+        stops_cleanly(
+            &[
+                "udp",
+                "client",
+                "--connect",
+                &uaddr,
+                "--send",
+                "hi",
+                "--timeout",
+                "30",
+            ],
+            *sig,
+            delay(i * 2 + 4),
+            Load::None,
+            false,
+        );
+    }
+    drop(mute);
+}
+
+/// sniff, like tcpdump, says what it captured when Ctrl-C stops it.
+#[test]
+fn sniff_stops_on_sigint_and_says_what_it_captured() {
+    if !crate::util::is_root() {
+        crate::util::skip(
+            "sniff_stops_on_sigint_and_says_what_it_captured",
+            "needs root for an AF_PACKET socket",
+        );
+        return;
+    }
+    let mut child = ipclab()
+        .args(["--format", "json", "sniff", "-c", "1000", "-W", "60"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_millis(400));
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let t0 = Instant::now();
+    let status = loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            break st;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "sniff kept running");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut out = String::new();
+    let _ = child
+        .stdout
+        .take()
+        .map(|mut o| std::io::Read::read_to_string(&mut o, &mut out));
+    assert_eq!(status.code(), Some(130));
+    assert!(out.contains("captured before SIGINT"), "{out}");
+    assert!(out.contains("stopped by SIGINT"), "{out}");
+}
