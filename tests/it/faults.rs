@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::tcp::{parse_sockaddr, PREFIX};
-use crate::util::{have_tool, ipclab, is_root, run, run_cmd, skip, TempDir};
+use crate::util::{have_tool, ipclab, is_root, run, run_cmd, skip, wait_exit, TempDir};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -69,18 +69,7 @@ impl Bg {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
-        let t0 = Instant::now();
-        let status = loop {
-            if let Ok(Some(st)) = self.child.try_wait() {
-                break st;
-            }
-            if t0.elapsed() > Duration::from_secs(10) {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!("still running 10 s after SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
+        let status = wait_exit(&mut self.child, Duration::from_secs(10), "after SIGTERM");
         let mut lines = Vec::new();
         while let Ok(l) = self.lines.recv_timeout(Duration::from_secs(2)) {
             lines.push(l);
@@ -100,6 +89,15 @@ fn echo(s: &mut TcpStream, msg: &str, limit: Duration) -> Option<String> {
     let mut buf = [0u8; 2048];
     let n = s.read(&mut buf).ok()?;
     (n > 0).then(|| String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+/// The reply to a message sent earlier, waited for at most 5 s.
+fn late_reply(s: &mut TcpStream) -> String {
+    let mut buf = [0u8; 256];
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let n = s.read(&mut buf).expect("a reply within 5 s");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
 }
 
 fn connect(addr: SocketAddr) -> TcpStream {
@@ -197,11 +195,10 @@ fn fork_server_caps_its_children() {
         "a third client waits while two children serve"
     );
     drop(a);
-    let mut buf = [0u8; 256];
-    c.set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    let n = c.read(&mut buf).expect("c's reply once a child ended");
-    assert!(String::from_utf8_lossy(&buf[..n]).contains('c'));
+    assert!(
+        late_reply(&mut c).contains('c'),
+        "c served once a child ended"
+    );
     assert!(srv.running());
     let (code, lines, _) = srv.stop();
     assert_eq!(code, Some(143));
@@ -232,11 +229,7 @@ fn poll_server_retries_after_emfile_and_serves_once_a_descriptor_frees() {
         "no descriptor for B while A is open"
     );
     drop(a);
-    let mut buf = [0u8; 256];
-    b.set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    let n = b.read(&mut buf).expect("B served once A closed");
-    assert!(String::from_utf8_lossy(&buf[..n]).contains('b'));
+    assert!(late_reply(&mut b).contains('b'), "B served once A closed");
     drop(b);
     // Now with no client at all, at the limit: a client that cannot be
     // accepted (no descriptor) must not make the server deaf or hang it.
@@ -354,17 +347,11 @@ fn tcp_client_times_out_and_notices_a_closed_server() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    let t0 = Instant::now();
-    let status = loop {
-        if let Ok(Some(st)) = child.try_wait() {
-            break st;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "the client did not notice the closed connection"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let status = wait_exit(
+        &mut child,
+        Duration::from_secs(10),
+        "a client that should notice the closed connection",
+    );
     let _ = t.join();
     let mut err = String::new();
     let _ = child.stderr.take().map(|mut e| e.read_to_string(&mut err));
@@ -558,14 +545,11 @@ fn stdout_write_errors_fail_but_a_closed_pipe_does_not() {
         .spawn()
         .expect("spawn");
     drop(child.stdout.take()); // `| head` closed early
-    let t0 = Instant::now();
-    let status = loop {
-        if let Ok(Some(st)) = child.try_wait() {
-            break st;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(60), "tour kept running");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_exit(
+        &mut child,
+        Duration::from_secs(60),
+        "tour with a closed stdout",
+    );
     assert_eq!(status.code(), Some(0));
 }
 

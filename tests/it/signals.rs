@@ -291,38 +291,19 @@ fn clients_waiting_for_a_reply_stop_cleanly() {
     let sink = UdpSocket::bind("127.0.0.1:0").expect("bind");
     let uaddr = sink.local_addr().expect("addr").to_string();
     for (i, sig) in SIGNALS.iter().enumerate() {
-        stops_cleanly(
-            &[
-                "tcp",
+        for (proto, addr) in [("tcp", &taddr), ("udp", &uaddr)] {
+            let args = [
+                proto,
                 "client",
                 "--connect",
-                &taddr,
+                addr,
                 "--send",
                 "hi",
                 "--timeout",
                 "30",
-            ],
-            *sig,
-            delay(i * 2 + 4),
-            Load::None,
-            false,
-        );
-        stops_cleanly(
-            &[
-                "udp",
-                "client",
-                "--connect",
-                &uaddr,
-                "--send",
-                "hi",
-                "--timeout",
-                "30",
-            ],
-            *sig,
-            delay(i * 2 + 4),
-            Load::None,
-            false,
-        );
+            ];
+            stops_cleanly(&args, *sig, delay(i * 2 + 4), Load::None, false);
+        }
     }
     drop(mute);
 }
@@ -347,14 +328,7 @@ fn sniff_stops_on_sigint_and_says_what_it_captured() {
     let _ = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status();
-    let t0 = Instant::now();
-    let status = loop {
-        if let Ok(Some(st)) = child.try_wait() {
-            break st;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(10), "sniff kept running");
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let status = crate::util::wait_exit(&mut child, Duration::from_secs(10), "sniff after SIGINT");
     let mut out = String::new();
     let _ = child
         .stdout

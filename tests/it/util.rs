@@ -263,6 +263,23 @@ fn read_all<R: std::io::Read>(r: Option<&mut R>) -> String {
     String::from_utf8_lossy(&buf).into_owned()
 }
 
+/// Waits at most `limit` for `child` to exit (polling every 10 ms); kills
+/// it and panics with `what` past that.
+pub fn wait_exit(child: &mut Child, limit: Duration, what: &str) -> ExitStatus {
+    let t0 = Instant::now();
+    loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            return st;
+        }
+        if t0.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what}: still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Polls `cond` every 10 ms for at most `limit`.
 pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
