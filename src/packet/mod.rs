@@ -6,6 +6,7 @@
 pub mod filter;
 pub mod frame;
 pub mod icmp;
+pub mod rpc;
 pub mod xdr;
 
 /// A packet that could not be read; the lab shows it and goes on.
