@@ -449,5 +449,52 @@ impl fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
+/// Why a server cannot run a call it decoded: a program's argument
+/// decoders (`portmap`, `ipclab`) return it, and it maps to the
+/// `accept_stat` of the answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArgsError {
+    /// The program has not this version; it has `low` to `high`.
+    NoSuchVersion { low: u32, high: u32 },
+    /// The version has no such procedure (or this lab does not serve it).
+    NoSuchProc(u32),
+    /// The arguments do not decode.
+    Garbage(XdrError),
+}
+
+impl ArgsError {
+    /// The answer: PROG_MISMATCH, PROC_UNAVAIL or GARBAGE_ARGS.
+    pub fn accept_stat(&self) -> AcceptStat {
+        match self {
+            ArgsError::NoSuchVersion { low, high } => AcceptStat::ProgMismatch {
+                low: *low,
+                high: *high,
+            },
+            ArgsError::NoSuchProc(_) => AcceptStat::ProcUnavail,
+            ArgsError::Garbage(_) => AcceptStat::GarbageArgs,
+        }
+    }
+}
+
+impl From<XdrError> for ArgsError {
+    fn from(e: XdrError) -> Self {
+        ArgsError::Garbage(e)
+    }
+}
+
+impl fmt::Display for ArgsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ArgsError::NoSuchVersion { low, high } => {
+                write!(f, "no such version (versions {low} to {high})")
+            }
+            ArgsError::NoSuchProc(p) => write!(f, "no procedure {p}"),
+            ArgsError::Garbage(e) => write!(f, "bad arguments: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ArgsError {}
+
 #[cfg(test)]
 mod tests;

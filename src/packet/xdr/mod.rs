@@ -114,6 +114,43 @@ pub(crate) fn quoted(s: &str) -> String {
     format!("{s:?}")
 }
 
+/// Runs `write` on a new writer: the bytes and, when `spans` is set, a
+/// span per item (empty otherwise).
+///
+/// # Errors
+/// What `write` returns.
+pub fn encode_with(
+    spans: bool,
+    write: impl FnOnce(&mut Writer) -> Result<(), XdrError>,
+) -> Result<(Vec<u8>, Vec<Span>), XdrError> {
+    let mut w = if spans {
+        Writer::with_spans()
+    } else {
+        Writer::new()
+    };
+    write(&mut w)?;
+    Ok(w.into_parts())
+}
+
+/// Runs `read` over `bytes`, which it must read to the end: the value
+/// and, when `spans` is set, a span per item.
+///
+/// # Errors
+/// What `read` returns, or `Trailing` for bytes it left.
+pub fn decode_with<'a, T, E: From<XdrError>>(
+    bytes: &'a [u8],
+    spans: bool,
+    read: impl FnOnce(&mut Reader<'a>) -> Result<T, E>,
+) -> Result<(T, Vec<Span>), E> {
+    let mut r = if spans {
+        Reader::with_spans(bytes)
+    } else {
+        Reader::new(bytes)
+    };
+    let value = read(&mut r)?;
+    Ok((value, r.finish()?))
+}
+
 /// The example of RFC 4506 §7, shared by the tests of the reader, the
 /// writer and the dump.
 #[cfg(test)]

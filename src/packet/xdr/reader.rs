@@ -60,13 +60,13 @@ impl<'a> Reader<'a> {
         self.spans.unwrap_or_default()
     }
 
-    /// Ends the reading: every byte must have been read.
+    /// Whether every byte has been read.
     ///
     /// # Errors
     /// `Trailing` when bytes are left.
-    pub fn finish(self) -> Result<Vec<Span>, XdrError> {
+    pub fn check_end(&self) -> Result<(), XdrError> {
         match self.remaining() {
-            0 => Ok(self.into_spans()),
+            0 => Ok(()),
             n => {
                 let field = if self.label.is_empty() {
                     "end"
@@ -76,6 +76,15 @@ impl<'a> Reader<'a> {
                 Err(self.error(field, XdrErrorKind::Trailing(n)))
             }
         }
+    }
+
+    /// Ends the reading: every byte must have been read.
+    ///
+    /// # Errors
+    /// `Trailing` when bytes are left.
+    pub fn finish(self) -> Result<Vec<Span>, XdrError> {
+        self.check_end()?;
+        Ok(self.into_spans())
     }
 
     fn error(&self, field: &str, kind: XdrErrorKind) -> XdrError {
@@ -223,9 +232,11 @@ impl<'a> Reader<'a> {
         Ok(data)
     }
 
-    /// A length word, checked against `max` and then against the bytes
-    /// left, before anyone allocates.
-    fn length(&mut self, label: &str, max: usize) -> Result<usize, XdrError> {
+    /// The length word of variable-length opaque data or a string,
+    /// labelled `label length`, checked against `max` and then against the
+    /// bytes left (with padding) before anyone allocates. [`Reader::opaque`]
+    /// is this then [`Reader::opaque_fixed`].
+    pub fn length(&mut self, label: &str, max: usize) -> Result<usize, XdrError> {
         let word_label = format!("{label} length");
         let len = u32::from_be_bytes(self.word(&word_label)?);
         let fail = |r: &mut Self, kind| {
@@ -332,6 +343,14 @@ impl<'a> Reader<'a> {
             spans.extend(theirs);
         }
         self.unpad(&label, len)
+    }
+
+    /// Renames the last span recorded: for a word whose meaning shows
+    /// only once read (the FALSE that ends an optional-data list).
+    pub fn relabel_last(&mut self, label: &str) {
+        if let Some(last) = self.spans.as_mut().and_then(|s| s.last_mut()) {
+            label.clone_into(&mut last.label);
+        }
     }
 
     /// Everything left (a call's arguments, a reply's results), as one span.

@@ -146,7 +146,11 @@ impl Writer {
         Ok(())
     }
 
-    fn length(&mut self, label: &str, len: usize, max: usize) -> Result<(), XdrError> {
+    /// The length word of variable-length data, labelled `label length`.
+    ///
+    /// # Errors
+    /// `TooLong` when `len` is over `max`.
+    pub fn length(&mut self, label: &str, len: usize, max: usize) -> Result<(), XdrError> {
         let Ok(word) = u32::try_from(len) else {
             return Err(self.too_long(label, len, max));
         };
