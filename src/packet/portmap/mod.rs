@@ -2,7 +2,7 @@
 //! and clients ask where a program listens. Version 2 is the portmapper
 //! (RFC 1833 §3): `(prog, vers, protocol) → port`. Versions 3 and 4 are
 //! rpcbind (RFC 1833 §2, in [`rpcb`]): `(prog, vers, netid) → universal
-//! address` ([`uaddr`]), with an owner. One rpcbind serves all three.
+//! address` ([`uaddr`](mod@uaddr)), with an owner. One rpcbind serves all three.
 //!
 //! Also the lab's own program, [`ipclab`], as `ipclab.x` declares it.
 //! Lists (a DUMP's answer) are XDR optional-data chains (RFC 4506 §4.19):

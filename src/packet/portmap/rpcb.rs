@@ -79,7 +79,7 @@ pub struct Rpcb {
     pub vers: u32,
     /// `tcp`, `udp6`, `local`…; empty in a GETADDR for "the one I call over".
     pub netid: String,
-    /// A universal address ([`super::uaddr`]); empty in GETADDR and UNSET.
+    /// A universal address ([`super::uaddr()`]); empty in GETADDR and UNSET.
     pub addr: String,
     /// Who registered it: rpcbind writes `superuser` or the uid.
     pub owner: String,

@@ -1,7 +1,7 @@
 //! Universal addresses and netids (RFC 5665 §5.2.3; RFC 1833 §2.1): how
 //! rpcbind writes a transport address as text. The port travels as two
 //! decimal bytes after the host: 127.0.0.1 port 61311 (0xef7f) is
-//! `127.0.0.1.239.127`, [::1] port 40300 is `::1.157.108`.
+//! `127.0.0.1.239.127`, `[::1]` port 40300 is `::1.157.108`.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 

@@ -3,12 +3,12 @@
 //! arguments; a REPLY is accepted (with an `accept_stat`) or denied (with
 //! a `reject_stat`). [`record`] frames messages on a byte stream (§11).
 //!
-//! Hand-written on our XDR module, not on a crate: `onc-rpc` (0.3) frames
-//! no multi-fragment records and records no spans; `xdr-codec` (0.4.4, last
-//! released years ago on error-chain) reads records through an unbounded
-//! `BufRead` filter; `serde-xdr` and `xdr` know no RPC. None can label
-//! each field for the lab's hex dump, and the whole of RFC 5531 that the
-//! lab needs is a few hundred lines we can fuzz ourselves.
+//! Hand-written on our XDR module rather than a crate: `onc-rpc` (0.3)
+//! reads single-fragment messages only and has no streaming reader;
+//! `xdr-codec` (0.4.4, edition 2015 on error-chain 0.10) marks records only
+//! as blocking `io` filters with no size limit; `serde-xdr` and `xdr` know
+//! no RPC. None labels fields for the lab's hex dump, and the part of RFC
+//! 5531 the lab needs is a few hundred lines, tested against libtirpc.
 
 pub mod auth;
 #[cfg(test)]

@@ -4,7 +4,7 @@ use super::{named, padding, quoted, Names, Span, XdrError, XdrErrorKind, UNIT};
 
 /// Appends XDR items to a buffer, recording a span per item when asked to.
 ///
-/// Variable-length items take the same maximum a [`Reader`] would check, so
+/// Variable-length items take the same maximum a [`Reader`](super::Reader) would check, so
 /// we never send what a peer with the same limits must refuse.
 #[derive(Debug, Clone, Default)]
 pub struct Writer {
