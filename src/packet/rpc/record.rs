@@ -140,6 +140,15 @@ pub fn frame_spans(spans: &[Span], lens: &[usize]) -> Vec<Span> {
     out
 }
 
+/// The record carrying `body` in fragments of at most `max_fragment`
+/// bytes, with `spans` (the message's) moved behind the marks: what the
+/// lab sends and dumps in one go.
+pub fn frame(body: &[u8], spans: &[Span], max_fragment: usize) -> (Vec<u8>, Vec<Span>) {
+    let lens = fragment_lens(body.len(), max_fragment);
+    let wire = encode_fragments(body, &lens).expect("fragment_lens adds up to the body");
+    (wire, frame_spans(spans, &lens))
+}
+
 /// One record, put back together.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Record {
@@ -435,6 +444,25 @@ mod tests {
         assert_eq!(
             encode(b"abcde", 2),
             hex("00000002 6162 00000002 6364 80000001 65")
+        );
+    }
+
+    #[test]
+    fn frame_gives_the_wire_and_its_spans_together() {
+        let (wire, spans) = frame(b"abcdefgh", &[span(0, 8, "args")], 5);
+        assert_eq!(wire, hex("00000005 6162636465 80000003 666768"));
+        let got: Vec<_> = spans
+            .iter()
+            .map(|s| (s.offset, s.len, s.label.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (0, 4, MARK_LABEL),
+                (4, 5, "args"),
+                (9, 4, MARK_LABEL),
+                (13, 3, "args")
+            ]
         );
     }
 

@@ -190,9 +190,9 @@ fn the_labelled_dump_of_the_libtirpc_call() {
     args.i32("args.a").expect("a");
     args.i32("args.b").expect("b");
     assert!(crate::packet::xdr::splice(&mut spans, "args", args.spans()));
-    let lens = record::fragment_lens(bytes.len(), record::MAX_FRAGMENT);
-    let wire = record::encode_fragments(&bytes, &lens).expect("adds up");
-    let lines = dump(&wire, &record::frame_spans(&spans, &lens));
+    let (wire, wire_spans) = record::frame(&bytes, &spans, record::MAX_FRAGMENT);
+    assert_eq!(wire, hex(CALL_TCP_ADD_SYS));
+    let lines = dump(&wire, &wire_spans);
     let text: Vec<String> = lines
         .iter()
         .map(|l| format!("{:02} {} {} {}", l.offset, l.hex, l.label, l.value))
