@@ -6,6 +6,9 @@
 pub mod filter;
 pub mod frame;
 pub mod icmp;
+pub mod portmap;
+pub mod rpc;
+pub mod xdr;
 
 /// A packet that could not be read; the lab shows it and goes on.
 #[derive(Debug, Clone, PartialEq, Eq)]
