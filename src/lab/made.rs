@@ -30,6 +30,17 @@ impl Made {
         })
     }
 
+    /// Makes a fresh private directory under $TMPDIR (mode 0700, so only
+    /// this user can enter it) and records it.
+    pub fn private_dir(rec: &mut Recorder) -> Result<Made> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let dir = std::env::temp_dir().join(format!("ipclab-{}-{nanos:08x}", std::process::id()));
+        file::mkdir(rec, &dir, 0o700)?;
+        Made::look(rec, &dir, "directory")
+    }
+
     /// Removes the path if it is still what this run made (`rmdir` for a
     /// directory, `unlink` otherwise, with `note`); else says what is there
     /// and leaves it.

@@ -19,6 +19,17 @@ pub enum Outcome {
     Unknown,
 }
 
+/// How a return value is written in text, as strace writes it for that call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RetFormat {
+    #[default]
+    Decimal,
+    /// `umask(022) = 022`.
+    Octal,
+    /// `mmap(…) = 0x7f0123456000`.
+    Hex,
+}
+
 /// One syscall, executed once by `pid`, in the order of `seq`.
 #[derive(Debug, Clone)]
 pub struct Step {
@@ -34,6 +45,8 @@ pub struct Step {
     pub outcome: Outcome,
     /// strace's annotation after the return value, e.g. `(Timeout)` for poll.
     pub ret_note: Option<String>,
+    /// How strace writes the value: decimal, octal (umask) or hex (mmap).
+    pub ret_format: RetFormat,
     pub elapsed: Duration,
     /// When the call started, since the recorder was created (the run's start;
     /// forked children inherit it, CLOCK_MONOTONIC being system-wide).

@@ -6,7 +6,7 @@
 //! ```
 
 use super::errno::{errno_name, errno_text};
-use super::event::{Event, Outcome, Step};
+use super::event::{Event, Outcome, RetFormat, Step};
 
 /// Renders events as text; colour only when asked (a tty without NO_COLOR).
 pub struct Human {
@@ -106,7 +106,11 @@ impl Human {
         let prefix = format!("[pid {}] ", step.pid);
         let indent = " ".repeat(prefix.len());
         let ret = match step.outcome {
-            Outcome::Ret(v) => v.to_string(),
+            Outcome::Ret(v) => match step.ret_format {
+                RetFormat::Decimal => v.to_string(),
+                RetFormat::Octal => format!("{v:03o}"),
+                RetFormat::Hex => format!("{v:#x}"),
+            },
             Outcome::Err(e) => {
                 self.paint(RED, &format!("-1 {} ({})", errno_name(e), errno_text(e)))
             }
@@ -155,6 +159,7 @@ mod tests {
             args: vec!["[3, 4]".into(), "0".into()],
             outcome,
             ret_note: None,
+            ret_format: RetFormat::Decimal,
             elapsed: Duration::from_micros(12),
             at: Duration::from_micros(345),
             note: "fd 3 reads, fd 4 writes".into(),

@@ -10,6 +10,7 @@
 //! (a NULL where nix passes a pointer, say).
 
 pub mod creds;
+pub mod cwd;
 pub mod file;
 pub mod poll;
 pub mod process;

@@ -186,6 +186,38 @@ pub fn pidfd_open(rec: &mut Recorder, pid: Pid) -> Result<OwnedFd, SysError> {
     )
 }
 
+/// Corresponds to `getppid(2)`: the parent's pid. Never fails.
+/// See <https://man7.org/linux/man-pages/man2/getppid.2.html>.
+pub fn getppid(rec: &mut Recorder, note: impl FnOnce(i32) -> String) -> Result<Pid, SysError> {
+    rec.call(
+        Call::new("getppid"),
+        || Ok(nix::unistd::getppid()),
+        |r| {
+            let p = r.as_ref().map_or(0, |p| p.as_raw());
+            Shown::new(vec![], i64::from(p), note(p))
+        },
+    )
+}
+
+/// Corresponds to `prctl(PR_SET_CHILD_SUBREAPER, 1)`: orphans among this
+/// process's descendants are re-parented to it instead of to init, so it
+/// can reap them. See <https://man7.org/linux/man-pages/man2/PR_SET_CHILD_SUBREAPER.2const.html>.
+///
+/// # Errors
+/// `EINVAL`, which cannot happen here.
+pub fn set_child_subreaper(rec: &mut Recorder, note: &str) -> Result<(), SysError> {
+    rec.call(
+        Call::new("prctl"),
+        || {
+            // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes an integer and
+            // touches no memory of ours.
+            let r = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+            nix::errno::Errno::result(r).map(drop)
+        },
+        |_| Shown::new(vec!["PR_SET_CHILD_SUBREAPER".into(), "1".into()], 0, note),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use crate::error::SysError;
 pub use crate::os::Counters;
-pub use crate::render::event::{Event, FdEntry, Outcome, Step, SummaryRow};
+pub use crate::render::event::{Event, FdEntry, Outcome, RetFormat, Step, SummaryRow};
 use crate::render::{Output, RenderOptions};
 
 /// How a run is shown; built from the global CLI flags.
@@ -97,6 +97,8 @@ pub struct Shown {
     pub ret: i64,
     /// strace's annotation after the value, like `(Timeout)`.
     pub ret_note: Option<String>,
+    /// How strace writes the value (octal for umask, hex for mmap).
+    pub ret_format: RetFormat,
     /// The default note; a lab's [`Recorder::note`] replaces it on success.
     pub note: String,
 }
@@ -107,8 +109,15 @@ impl Shown {
             args,
             ret,
             ret_note: None,
+            ret_format: RetFormat::Decimal,
             note: note.into(),
         }
+    }
+
+    /// Writes the value as strace does for this call.
+    pub fn ret_format(mut self, f: RetFormat) -> Self {
+        self.ret_format = f;
+        self
     }
 
     pub fn ret_note(mut self, n: impl Into<String>) -> Self {
@@ -464,6 +473,7 @@ impl Recorder {
             args: shown.args,
             outcome,
             ret_note: shown.ret_note,
+            ret_format: shown.ret_format,
             elapsed,
             at: start.saturating_duration_since(self.origin),
             note,

@@ -208,6 +208,10 @@ pub fn socket_option(level: i32, name: i32) -> String {
         (libc::SOL_SOCKET, libc::SO_SNDBUF) => "SO_SNDBUF",
         (libc::SOL_SOCKET, libc::SO_KEEPALIVE) => "SO_KEEPALIVE",
         (libc::SOL_SOCKET, libc::SO_BROADCAST) => "SO_BROADCAST",
+        (libc::SOL_SOCKET, libc::SO_ERROR) => "SO_ERROR",
+        (libc::SOL_SOCKET, libc::SO_PEERCRED) => "SO_PEERCRED",
+        (libc::IPPROTO_TCP, libc::TCP_SYNCNT) => "TCP_SYNCNT",
+        (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT) => "TCP_USER_TIMEOUT",
         // strace ≥ 5.x names option 35 on x86-64 SO_TIMESTAMPNS_OLD (the
         // y2038-safe one is SO_TIMESTAMPNS_NEW); glibc's is the old one on 64-bit.
         (libc::SOL_SOCKET, libc::SO_TIMESTAMPNS) => "SO_TIMESTAMPNS_OLD",

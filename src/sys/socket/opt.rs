@@ -1,4 +1,5 @@
-//! Socket options: setsockopt with an int, a linger or a timeval value.
+//! Socket options: setsockopt with an int, a linger or a timeval value;
+//! getsockopt with an int.
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::Duration;
@@ -94,4 +95,54 @@ pub(crate) fn setsockopt_value<T>(
             )
         },
     )
+}
+
+/// Corresponds to `getsockopt(2)` with an `int` value: `SO_ERROR` (the
+/// pending error of a non-blocking connect), `SO_RCVBUF`… `shown` turns the
+/// value into strace's notation (`[0]`, `[ECONNREFUSED]`).
+///
+/// # Errors
+/// `ENOPROTOOPT`, `EBADF`, `ENOTSOCK`.
+pub fn getsockopt_int(
+    rec: &mut Recorder,
+    fd: BorrowedFd<'_>,
+    level: i32,
+    name: i32,
+    note: impl FnOnce(i32) -> String,
+) -> Result<i32, SysError> {
+    let raw = fd.as_raw_fd();
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    let pending = rec.begin(Call::new("getsockopt"));
+    // SAFETY: `value` and `len` are live locals the kernel writes, and `len`
+    // says how many bytes `value` has.
+    let r = unsafe {
+        libc::getsockopt(
+            raw,
+            level,
+            name,
+            std::ptr::from_mut(&mut value).cast(),
+            &mut len,
+        )
+    };
+    let r = Errno::result(r).map(|_| value);
+    rec.end(pending, r, |r| {
+        let v = *r.as_ref().unwrap_or(&0);
+        let shown = if name == libc::SO_ERROR && level == libc::SOL_SOCKET && v != 0 {
+            format!("[{}]", crate::render::errno::errno_name(Errno::from_raw(v)))
+        } else {
+            format!("[{v}]")
+        };
+        Shown::new(
+            vec![
+                raw.to_string(),
+                names::socket_level(level),
+                names::socket_option(level, name),
+                shown,
+                format!("[{len}]"),
+            ],
+            0,
+            note(v),
+        )
+    })
 }
