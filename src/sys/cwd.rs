@@ -61,5 +61,4 @@ pub fn umask(rec: &mut Recorder, mask: u32, note: &str) -> Result<u32, SysError>
             Shown::new(vec![format!("{mask:03o}")], i64::from(old), note).ret_format(RetFormat::Octal)
         },
     )
-    .map(|m| m as u32)
 }
