@@ -57,6 +57,12 @@ pub enum Command {
     Ping(PingArgs),
     /// Capture frames with an AF_PACKET socket and decode each [needs root or CAP_NET_RAW]
     Sniff(SniffArgs),
+    /// The mistakes in the notes' programs, each shown by a real run (all, or NAME)
+    Errata {
+        /// One erratum: mkfifo-path, read-nul, no-wait, listen-backlog,
+        /// eof-spin, udp-timeout, port-comment, fifo-duplex, pipe-names
+        name: Option<String>,
+    },
     /// Print shell completions for SHELL to stdout
     Completions {
         #[arg(value_enum)]

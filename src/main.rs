@@ -159,6 +159,12 @@ fn plan(command: Command) -> Result<Job> {
             let cfg = sniff::SniffConfig::new(&a.iface, a.count, proto, a.timeout)?;
             single("sniff", move |r| sniff::run(r, &cfg))
         }
+        Command::Errata { name } => {
+            if let Some(n) = &name {
+                lab::errata::check_name(n)?;
+            }
+            Ok(Box::new(move |r| lab::errata::run(r, name.as_deref())))
+        }
         Command::Completions { .. } | Command::Man => Ok(Box::new(|_| Ok(()))),
     }
 }

@@ -14,6 +14,8 @@ pub struct Made {
     pub path: PathBuf,
     pub dev: u64,
     pub ino: u64,
+    /// `st_mode` when it was made: type and permission bits.
+    pub mode: u32,
 }
 
 impl Made {
@@ -27,6 +29,7 @@ impl Made {
             path: path.to_path_buf(),
             dev: st.st_dev,
             ino: st.st_ino,
+            mode: st.st_mode,
         })
     }
 

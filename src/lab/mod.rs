@@ -1,5 +1,6 @@
 //! One module per subcommand. Experiments call `sys` and never print.
 
+pub mod errata;
 pub mod fifo;
 mod made;
 pub mod ping;
@@ -120,13 +121,14 @@ pub fn measure(
     name: &str,
     lab: impl FnOnce(&mut Recorder) -> Result<()>,
 ) -> (SummaryRow, Result<()>) {
-    let (calls0, failed0) = rec.counts();
+    let (calls0, failed0, provoked0) = rec.counts();
     let result = lab(rec);
-    let (calls1, failed1) = rec.counts();
+    let (calls1, failed1, provoked1) = rec.counts();
     let row = SummaryRow {
         lab: name.to_string(),
         syscalls: calls1 - calls0,
         failed: failed1 - failed0,
+        provoked: provoked1 - provoked0,
         result: match &result {
             Ok(()) => "ok".to_string(),
             Err(Error::Interrupted(sig)) => format!("stopped by {}", signal_name(*sig)),

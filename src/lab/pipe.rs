@@ -118,6 +118,8 @@ fn fill(rec: &mut Recorder) -> Result<()> {
     let mut total = 0usize;
     // Bounded: a pipe holds at most /proc/sys/fs/pipe-max-size (1 MiB by default).
     for _ in 0..=(1 << 20) / chunk.len() + 1 {
+        // The write that finds the pipe full fails on purpose: the lesson.
+        rec.expect_err();
         match file::write(rec, wr.as_fd(), &chunk) {
             Ok(n) => total += n,
             Err(e) if e.errno == Errno::EAGAIN => break,
@@ -162,7 +164,7 @@ fn sigpipe(rec: &mut Recorder, msg: &[u8]) -> Result<()> {
     let (rd, wr) = file::pipe2(rec, OFlag::empty())?;
     rec.note("the only read end is closed: nobody can ever read this pipe");
     file::close(rec, rd)?;
-    rec.note_err(
+    rec.expect_err().note_err(
         "no reader is left: with SIGPIPE ignored, write() fails with EPIPE instead of killing us",
     );
     match file::write(rec, wr.as_fd(), msg) {

@@ -2,7 +2,7 @@
 //! in one command, section by section, then a summary table.
 
 use crate::error::{Error, Result};
-use crate::lab::{fifo, ping, pipe, run_section, sniff, tcp, udp};
+use crate::lab::{errata, fifo, ping, pipe, run_section, sniff, tcp, udp};
 use crate::trace::{Recorder, SummaryRow};
 
 /// One section of the tour.
@@ -57,6 +57,17 @@ fn pipe_mode(rec: &mut Recorder, mode: pipe::PipeMode) -> Result<()> {
 
 /// The sections, in the order they run.
 pub fn sections() -> Vec<Section> {
+    let mut all = labs();
+    all.extend(errata::for_tour().into_iter().map(|e| Section {
+        name: e.section,
+        title: e.title,
+        skip: never,
+        run: e.run,
+    }));
+    all
+}
+
+fn labs() -> Vec<Section> {
     vec![
         Section {
             name: "pipe",
@@ -170,6 +181,7 @@ pub fn run(rec: &mut Recorder, plan: Vec<(Section, Option<String>)>) -> Result<(
                 lab: s.name.into(),
                 syscalls: 0,
                 failed: 0,
+                provoked: 0,
                 result: format!("skipped: {why}"),
             });
             continue;

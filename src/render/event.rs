@@ -53,6 +53,8 @@ pub struct Step {
     pub at: Duration,
     /// One line on what happened and why it matters.
     pub note: String,
+    /// The failure was provoked on purpose by the lab (the lesson), not a fault.
+    pub provoked: bool,
 }
 
 impl Step {
@@ -82,7 +84,9 @@ pub struct SummaryRow {
     pub lab: String,
     pub syscalls: u64,
     pub failed: u64,
-    /// `ok`, `skipped: …` or `failed: …`.
+    /// Failures the lab provoked on purpose (EAGAIN on a full pipe…).
+    pub provoked: u64,
+    /// `ok`, `skipped: …`, `stopped by SIGINT` or `failed: …`.
     pub result: String,
 }
 

@@ -11,7 +11,23 @@ use super::event::{Event, Outcome, RetFormat, Step};
 /// Renders events as text; colour only when asked (a tty without NO_COLOR).
 pub struct Human {
     color: bool,
+    /// The run of identical steps being shown (one process's renderer sees
+    /// only that process's steps).
+    run: Option<Repeat>,
 }
+
+/// Identical consecutive steps: the first [`SHOWN_REPEATS`] are printed,
+/// the rest counted and summed up in one line when the run ends. JSON
+/// still has every step.
+struct Repeat {
+    key: String,
+    pid: i32,
+    count: u64,
+    hidden_time: std::time::Duration,
+    call: String,
+}
+
+const SHOWN_REPEATS: u64 = 3;
 
 const BOLD: &str = "\x1b[1m";
 const DIM: &str = "\x1b[2m";
@@ -23,7 +39,70 @@ const RESET: &str = "\x1b[0m";
 
 impl Human {
     pub fn new(color: bool) -> Self {
-        Human { color }
+        Human { color, run: None }
+    }
+
+    /// Text for `ev`, after the summary line of a run of repeats it ends.
+    pub fn render(&mut self, ev: &Event<'_>) -> String {
+        if let Event::Step(step) = ev {
+            let key = format!(
+                "{}({}) {:?} {}",
+                step.syscall,
+                step.args.join(", "),
+                step.outcome,
+                step.note
+            );
+            if let Some(r) = self
+                .run
+                .as_mut()
+                .filter(|r| r.key == key && r.pid == step.pid)
+            {
+                r.count += 1;
+                if r.count > SHOWN_REPEATS {
+                    r.hidden_time += step.elapsed;
+                    return String::new();
+                }
+                return self.step(step);
+            }
+            let mut out = self.flush();
+            let text = self.step(step);
+            let call = text.lines().next().unwrap_or("").to_string();
+            let call = call
+                .rsplit_once(" <")
+                .map_or(call.clone(), |(c, _)| c.to_string());
+            self.run = Some(Repeat {
+                key,
+                pid: step.pid,
+                count: 1,
+                hidden_time: std::time::Duration::ZERO,
+                call,
+            });
+            out.push_str(&text);
+            return out;
+        }
+        let mut out = self.flush();
+        out.push_str(&self.render_other(ev));
+        out
+    }
+
+    /// The line that stands for the hidden repeats, if any.
+    fn flush(&mut self) -> String {
+        match self.run.take() {
+            Some(r) if r.count > SHOWN_REPEATS => {
+                let more = r.count - SHOWN_REPEATS;
+                let call = r.call.split_once("] ").map_or(r.call.as_str(), |(_, c)| c);
+                let line = format!(
+                    "[pid {}] … {more} more time{}: {call} ({:.6} s in all; --format json lists each)",
+                    r.pid,
+                    if more == 1 { "" } else { "s" },
+                    r.hidden_time.as_secs_f64()
+                );
+                let mut out = self.paint(DIM, &line);
+                out.push('\n');
+                out
+            }
+            _ => String::new(),
+        }
     }
 
     fn paint(&self, code: &str, text: &str) -> String {
@@ -34,7 +113,7 @@ impl Human {
         }
     }
 
-    pub fn render(&self, ev: &Event<'_>) -> String {
+    fn render_other(&self, ev: &Event<'_>) -> String {
         match ev {
             Event::Step(step) => self.step(step),
             Event::Waiting {
@@ -81,8 +160,8 @@ impl Human {
                 let w = rows.iter().map(|r| r.lab.len()).max().unwrap_or(3).max(3);
                 let mut s = format!("\n{}\n", self.paint(BOLD, "summary"));
                 s.push_str(&format!(
-                    "  {:<w$}  {:>8}  {:>6}  result\n",
-                    "lab", "syscalls", "failed"
+                    "  {:<w$}  {:>8}  {:>6}  {:>8}  result\n",
+                    "lab", "syscalls", "failed", "provoked"
                 ));
                 for r in rows.iter() {
                     let result = if r.result == "ok" {
@@ -93,8 +172,8 @@ impl Human {
                         self.paint(RED, &r.result)
                     };
                     s.push_str(&format!(
-                        "  {:<w$}  {:>8}  {:>6}  {result}\n",
-                        r.lab, r.syscalls, r.failed
+                        "  {:<w$}  {:>8}  {:>6}  {:>8}  {result}\n",
+                        r.lab, r.syscalls, r.failed, r.provoked
                     ));
                 }
                 s
@@ -163,6 +242,7 @@ mod tests {
             elapsed: Duration::from_micros(12),
             at: Duration::from_micros(345),
             note: "fd 3 reads, fd 4 writes".into(),
+            provoked: false,
         }
     }
 
@@ -173,6 +253,23 @@ mod tests {
             text,
             "[pid 42] pipe2([3, 4], 0) = 0 <0.000012>\n         [pipe() in libc] fd 3 reads, fd 4 writes\n"
         );
+    }
+
+    #[test]
+    fn identical_steps_after_the_third_are_summed_up_in_one_line() {
+        let mut h = Human::new(false);
+        let s = step(Outcome::Ret(0));
+        let shown: Vec<String> = (0..10).map(|_| h.render(&Event::Step(&s))).collect();
+        assert_eq!(shown.iter().filter(|t| !t.is_empty()).count(), 3);
+        let end = h.render(&Event::Message {
+            pid: 42,
+            text: "done",
+        });
+        assert!(
+            end.starts_with("[pid 42] … 7 more times: pipe2([3, 4], 0) = 0 ("),
+            "{end}"
+        );
+        assert!(end.ends_with("[pid 42] >> done\n"), "{end}");
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub fn render(ev: &Event<'_>) -> String {
             "ret_note": s.ret_note,
             "note": s.note,
             "elapsed_us": s.elapsed.as_micros() as u64,
+            "provoked": s.provoked,
             "t_us": s.at.as_micros() as u64,
         }),
         // The step itself follows when the call returns; JSON readers want one line per call.
@@ -40,7 +41,7 @@ pub fn render(ev: &Event<'_>) -> String {
         Event::Summary { rows } => json!({
             "type": "summary",
             "rows": rows.iter().map(|r| json!({
-                "lab": r.lab, "syscalls": r.syscalls, "failed": r.failed, "result": r.result,
+                "lab": r.lab, "syscalls": r.syscalls, "failed": r.failed, "provoked": r.provoked, "result": r.result,
             })).collect::<Vec<_>>(),
         }),
     };

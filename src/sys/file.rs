@@ -350,7 +350,11 @@ pub fn lstat(rec: &mut Recorder, path: &Path) -> Result<FileStat, SysError> {
         |r| {
             let st = r.as_ref().map_or("0x…".to_string(), stat_notation);
             let note = match r {
-                Ok(st) => format!("{} is {}", path.display(), kind_text(st.st_mode)),
+                Ok(st) => format!(
+                    "{} is {}",
+                    names::printable(path.as_os_str().as_encoded_bytes()),
+                    kind_text(st.st_mode)
+                ),
                 Err(_) => String::new(),
             };
             Shown::new(

@@ -116,6 +116,45 @@ pub fn wait4(rec: &mut Recorder, pid: Pid, nohang: bool) -> Result<WaitStatus, S
     )
 }
 
+/// Corresponds to `waitpid(-1, &st, WNOHANG)`, made as `wait4(-1, …,
+/// WNOHANG, NULL)`: reaps any one child that has ended, or returns None.
+///
+/// # Errors
+/// `ECHILD` (no child at all).
+pub fn wait4_any(rec: &mut Recorder) -> Result<Option<WaitStatus>, SysError> {
+    rec.call(
+        Call::new("wait4").libc("waitpid"),
+        || {
+            nix::sys::wait::waitpid(
+                Pid::from_raw(-1),
+                Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+            )
+        },
+        |r| {
+            let (status, ret, note) = match r {
+                Ok(WaitStatus::StillAlive) => {
+                    ("0x0".to_string(), 0, "no child has ended yet".to_string())
+                }
+                Ok(st) => (
+                    wait_status_notation(st),
+                    st.pid().map_or(0, |p| i64::from(p.as_raw())),
+                    format!("{}; the zombie is reaped", wait_status_text(st)),
+                ),
+                Err(_) => ("0x…".to_string(), -1, String::new()),
+            };
+            Shown::new(
+                vec!["-1".into(), status, "WNOHANG".into(), "NULL".into()],
+                ret,
+                note,
+            )
+        },
+    )
+    .map(|st| match st {
+        WaitStatus::StillAlive => None,
+        st => Some(st),
+    })
+}
+
 /// Corresponds to `kill(2)`. See <https://man7.org/linux/man-pages/man2/kill.2.html>.
 ///
 /// # Errors

@@ -142,6 +142,11 @@ pub struct Recorder {
     counters: &'static Counters,
     pending_note: Option<String>,
     pending_err_note: Option<String>,
+    /// The lab provokes the next call's failure on purpose (EAGAIN on a
+    /// full pipe): counted apart from real failures.
+    pending_expect: bool,
+    /// Whether the call being rendered failed on purpose.
+    provoked: bool,
     pending_wait: Option<String>,
     can_pause: bool,
     /// When the run started: steps carry their start time relative to it.
@@ -164,6 +169,8 @@ impl Recorder {
             counters: crate::os::shared_counters(),
             pending_note: None,
             pending_err_note: None,
+            pending_expect: false,
+            provoked: false,
             pending_wait: None,
             can_pause,
             origin: Instant::now(),
@@ -210,6 +217,13 @@ impl Recorder {
         self
     }
 
+    /// The next call's failure is provoked on purpose: the summary counts
+    /// it apart from real failures, and its JSON step says `"provoked": true`.
+    pub fn expect_err(&mut self) -> &mut Self {
+        self.pending_expect = true;
+        self
+    }
+
     /// What the next call waits for, shown if it can block.
     pub fn waiting(&mut self, reason: impl Into<String>) -> &mut Self {
         self.pending_wait = Some(reason.into());
@@ -234,12 +248,13 @@ impl Recorder {
         self.pending_wait = s.wait;
     }
 
-    /// Syscalls made and failed so far by the whole run.
-    pub fn counts(&self) -> (u64, u64) {
+    /// Syscalls made, failed, and failed on purpose so far by the whole run.
+    pub fn counts(&self) -> (u64, u64, u64) {
         use std::sync::atomic::Ordering::Relaxed;
         (
             self.counters.calls.load(Relaxed),
             self.counters.failed.load(Relaxed),
+            self.counters.expected.load(Relaxed),
         )
     }
 
@@ -389,17 +404,26 @@ impl Recorder {
         });
     }
 
-    fn count(&self, failed: bool) {
+    /// Counts one call; a failure the lab provoked on purpose apart.
+    /// Returns whether the failure was provoked.
+    fn count(&mut self, failed: bool) -> bool {
         use std::sync::atomic::Ordering::Relaxed;
         self.counters.calls.fetch_add(1, Relaxed);
-        if failed {
+        let provoked = failed && std::mem::take(&mut self.pending_expect);
+        self.provoked = provoked;
+        if provoked {
+            self.counters.expected.fetch_add(1, Relaxed);
+        } else if failed {
             self.counters.failed.fetch_add(1, Relaxed);
         }
+        provoked
     }
 
     fn clear_pending(&mut self) {
         self.pending_note = None;
         self.pending_err_note = None;
+        self.pending_expect = false;
+        self.provoked = false;
         self.pending_wait = None;
     }
 
@@ -457,6 +481,7 @@ impl Recorder {
         start: Instant,
         elapsed: std::time::Duration,
     ) {
+        let provoked = std::mem::take(&mut self.provoked);
         let note = match outcome {
             Outcome::Err(e) => self
                 .pending_err_note
@@ -477,6 +502,7 @@ impl Recorder {
             elapsed,
             at: start.saturating_duration_since(self.origin),
             note,
+            provoked,
         };
         self.out.emit(&Event::Step(&step));
         if self.opts.fds && call.changes_fds && matches!(outcome, Outcome::Ret(_)) {

@@ -46,3 +46,14 @@ fn strace_agrees_with_the_whole_tour() {
         run.assert_ok();
     }
 }
+
+#[test]
+fn strace_agrees_with_every_erratum() {
+    if let Some(run) = strace_crosscheck(
+        "strace_agrees_with_every_erratum",
+        &["errata"],
+        Duration::from_secs(60),
+    ) {
+        run.assert_ok();
+    }
+}

@@ -447,12 +447,22 @@ pub fn parse_strace(log: &str) -> HashMap<i64, Vec<StraceCall>> {
         let args_end = full[..eq].rfind(')').unwrap_or(open + 1);
         let args = full[open + 1..args_end.max(open + 1)].to_string();
         let retpart = full[eq..].trim();
+        // A call a caught signal interrupted: strace shows the kernel's
+        // ERESTART* code; with no SA_RESTART the process sees -1 EINTR.
+        let retpart = if retpart.starts_with("? ERESTART") {
+            "-1 EINTR"
+        } else {
+            retpart
+        };
         let mut toks = retpart.split_whitespace();
         let (ret, errno) = match toks.next() {
             Some("?") | None => (None, None),
             Some(v) => {
                 let n = if let Some(hex) = v.strip_prefix("0x") {
                     i64::from_str_radix(hex, 16).ok()
+                } else if v.len() > 1 && v.starts_with('0') {
+                    // strace writes umask's value in octal: 022.
+                    i64::from_str_radix(v, 8).ok()
                 } else {
                     v.parse().ok()
                 };
