@@ -8,7 +8,14 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// Performs the real syscalls behind client–server IPC and prints each one,
 /// strace-style, with its real result.
 #[derive(Debug, Parser)]
-#[command(name = "ipclab", version, about, arg_required_else_help = true)]
+#[command(
+    name = "ipclab",
+    version,
+    about,
+    arg_required_else_help = true,
+    subcommand_help_heading = "Commands",
+    after_help = "ipclab's options go before the command, the command's after it: ipclab -tt -e trace=%network tcp demo"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -16,23 +23,50 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// ipclab's own options. Like strace's, they stand *before* the subcommand
+/// (`ipclab -c ping -c 3 HOST`, as `strace -c ping -c 3 HOST`): strace's
+/// `-c`, `-t`, `-s` and `-r` mean other things to ping and sniff.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "ipclab's options (before the subcommand)")]
 pub struct GlobalArgs {
     /// Output format: strace-like text, or JSON Lines for scripts and grading
-    #[arg(long, value_enum, default_value_t = Format::Text, global = true)]
+    #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     /// Print the descriptor table after each step that opens or closes one
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub fds: bool,
-    /// Pause before each syscall until Enter (needs a terminal on stdin)
-    #[arg(long, global = true)]
+    /// Pause before each syscall until Enter (reads the terminal, /dev/tty)
+    #[arg(long)]
     pub step: bool,
-    /// Results only: no syscall lines
-    #[arg(long, short = 'q', global = true)]
+    /// Results only: no syscall lines (section headings and results stay)
+    #[arg(long, short = 'q')]
     pub quiet: bool,
     /// No colour (also when NO_COLOR is set or stdout is not a terminal)
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub no_color: bool,
+    /// Wall-clock time before each line, as strace: -t seconds, -tt
+    /// microseconds, -ttt seconds since 1970
+    #[arg(short = 't', long = "timestamps", action = clap::ArgAction::Count)]
+    pub timestamps: u8,
+    /// Time since the process's previous step before each line (strace -r)
+    #[arg(short = 'r', long = "relative-timestamps")]
+    pub relative: bool,
+    /// Which steps to show, as strace: -e trace=read,write or a class
+    /// (%network, %process, %desc, %file, %signal, %ipc); !name excludes.
+    /// The summary still counts every call
+    #[arg(short = 'e', value_name = "EXPR")]
+    pub expr: Vec<String>,
+    /// Show at most N bytes of each buffer (strace -s; default 32)
+    #[arg(short = 's', value_name = "N", default_value_t = 32,
+          value_parser = clap::value_parser!(u32).range(0..=1_048_576))]
+    pub strsize: u32,
+    /// Write the trace to FILE instead of stdout (strace -o)
+    #[arg(short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Count time, calls and errors per syscall and show the table at the
+    /// end instead of each step (strace -c)
+    #[arg(short = 'c', long = "summary-only")]
+    pub count: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -18,16 +18,49 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
-    let opts = TraceOptions {
-        json: cli.global.format == Format::Json,
-        quiet: cli.global.quiet,
-        fds: cli.global.fds,
-        step: cli.global.step,
-        color: cli.global.format == Format::Text
-            && !cli.global.no_color
-            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-            && std::io::stdout().is_terminal(),
+    let g = &cli.global;
+    let is_tool = matches!(cli.command, Command::Completions { .. } | Command::Man);
+    if is_tool
+        && (g.fds
+            || g.step
+            || g.count
+            || g.timestamps > 0
+            || g.relative
+            || !g.expr.is_empty()
+            || g.output.is_some())
+    {
+        eprintln!("ipclab: the trace options (--fds, --step, -t, -r, -e, -o, -c) do not apply to `man` and `completions`, which make no syscall steps");
+        return ExitCode::from(2);
+    }
+    let filter = match ipclab::trace::filter::Filter::parse(&g.expr) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("{}", one_line(&format!("ipclab: {e}")));
+            return ExitCode::from(2);
+        }
     };
+    let json = g.format == Format::Json;
+    let to_tty = g.output.is_none() && std::io::stdout().is_terminal();
+    let opts = TraceOptions {
+        json,
+        quiet: g.quiet,
+        fds: g.fds,
+        step: g.step,
+        color: !json
+            && !g.no_color
+            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            && to_tty,
+        timestamps: g.timestamps,
+        relative: g.relative,
+        filter,
+        count_table: g.count,
+        width: if to_tty && !json {
+            ipclab::os::terminal_width()
+        } else {
+            None
+        },
+    };
+    ipclab::trace::names::set_strsize(g.strsize as usize);
     match cli.command {
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "ipclab", &mut std::io::stdout());
@@ -53,6 +86,15 @@ fn main() -> ExitCode {
             return ExitCode::from(e.exit_code() as u8);
         }
     };
+    if let Some(path) = &cli.global.output {
+        if let Err(e) = ipclab::os::open_output(path) {
+            eprintln!(
+                "{}",
+                one_line(&format!("ipclab: -o {}: {e}", path.display()))
+            );
+            return ExitCode::from(2);
+        }
+    }
     let mut rec = Recorder::new(opts);
     // Held and caught before the lab makes anything it would have to clean up.
     let result = match signal::hold_stops(&mut rec) {

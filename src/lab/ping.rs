@@ -597,7 +597,10 @@ impl<'c> Ping<'c> {
             format_g(loss),
             time.as_millis()
         ));
-        let mut text = format!("--- {} ping statistics ---\n{line}", self.ip);
+        // As iputils prints it: a blank line, the heading, the counts, the RTTs.
+        rec.message("");
+        rec.message(format!("--- {} ping statistics ---", self.ip));
+        rec.message(line);
         if !self.rtts.is_empty() {
             let n = self.rtts.len() as f64;
             let min = self.rtts.iter().copied().fold(f64::INFINITY, f64::min);
@@ -605,11 +608,10 @@ impl<'c> Ping<'c> {
             let avg = self.rtts.iter().sum::<f64>() / n;
             let avg2 = self.rtts.iter().map(|r| r * r).sum::<f64>() / n;
             let mdev = (avg2 - avg * avg).max(0.0).sqrt();
-            text.push_str(&format!(
-                "\nrtt min/avg/max/mdev = {min:.3}/{avg:.3}/{max:.3}/{mdev:.3} ms"
+            rec.message(format!(
+                "rtt min/avg/max/mdev = {min:.3}/{avg:.3}/{max:.3}/{mdev:.3} ms"
             ));
         }
-        rec.message(text);
     }
 }
 

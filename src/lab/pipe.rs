@@ -138,7 +138,10 @@ fn fill(rec: &mut Recorder) -> Result<()> {
             wait::sleep(rec, Duration::from_millis(200))?;
             let mut buf = vec![0u8; 65536];
             let (_, n) = read_to_eof(rec, rd.as_fd(), &mut buf, 0)?;
-            rec.message(format!("the reader drained {n} bytes, then saw EOF"));
+            rec.message(format!(
+                "the reader drained {}, then saw EOF",
+                crate::trace::names::bytes(n)
+            ));
             file::close(rec, rd)?;
             Ok(())
         }),

@@ -206,7 +206,8 @@ pub fn run(rec: &mut Recorder, plan: Vec<(Section, Option<String>)>) -> Result<(
     rec.summary(&rows);
     if failed > 0 {
         return Err(Error::protocol(format!(
-            "{failed} tour section(s) failed; see the summary"
+            "{} failed; see the summary",
+            crate::trace::names::count(failed, "tour section", "tour sections")
         )));
     }
     Ok(())

@@ -198,8 +198,10 @@ fn talk(rec: &mut Recorder, sock: &OwnedFd, cfg: &ClientConfig) -> Result<()> {
         }
     }
     rec.message(format!(
-        "{} datagram(s) sent, {} reply(ies) received, {} lost",
-        counts.sent, counts.replies, counts.lost
+        "{} sent, {} received, {} lost",
+        crate::trace::names::count(counts.sent as usize, "datagram", "datagrams"),
+        crate::trace::names::count(counts.replies as usize, "reply", "replies"),
+        counts.lost
     ));
     if counts.lost > 0 && counts.replies == 0 {
         return Err(Error::protocol(format!(

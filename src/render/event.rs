@@ -90,6 +90,28 @@ pub struct SummaryRow {
     pub result: String,
 }
 
+/// One row of the `-c` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CountRow {
+    pub syscall: String,
+    pub calls: u64,
+    pub errors: u64,
+    /// Time spent in the calls, in nanoseconds.
+    pub nanos: u64,
+}
+
+/// A signal delivered to a process, as its siginfo said (strace's
+/// `--- SIGINT {si_signo=SIGINT, si_code=SI_USER, …} ---`).
+#[derive(Debug, Clone)]
+pub struct SignalInfo {
+    pub pid: i32,
+    pub signo: i32,
+    pub code: i32,
+    pub si_pid: i32,
+    pub si_uid: u32,
+    pub status: i32,
+}
+
 /// Everything the renderers can be asked to show.
 #[derive(Debug)]
 pub enum Event<'a> {
@@ -117,5 +139,17 @@ pub enum Event<'a> {
     },
     Summary {
         rows: &'a [SummaryRow],
+    },
+    /// A signal was delivered (strace's `--- SIG… ---` line).
+    Signal(&'a SignalInfo),
+    /// A process ended: `+++ exited with N +++` or `+++ killed by SIG… +++`.
+    Exit {
+        pid: i32,
+        code: Option<i32>,
+        signal: Option<&'a str>,
+    },
+    /// The `-c` table.
+    Counts {
+        rows: &'a [CountRow],
     },
 }

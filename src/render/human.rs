@@ -11,6 +11,9 @@ use super::event::{Event, Outcome, RetFormat, Step};
 /// Renders events as text; colour only when asked (a tty without NO_COLOR).
 pub struct Human {
     color: bool,
+    opts: Option<super::RenderOptions>,
+    /// When this process's previous step started (for -r).
+    last_at: Option<std::time::Duration>,
     /// The run of identical steps being shown (one process's renderer sees
     /// only that process's steps).
     run: Option<Repeat>,
@@ -39,7 +42,93 @@ const RESET: &str = "\x1b[0m";
 
 impl Human {
     pub fn new(color: bool) -> Self {
-        Human { color, run: None }
+        Human {
+            color,
+            opts: None,
+            last_at: None,
+            run: None,
+        }
+    }
+
+    pub fn with(opts: super::RenderOptions) -> Self {
+        Human {
+            color: opts.color,
+            opts: Some(opts),
+            last_at: None,
+            run: None,
+        }
+    }
+
+    /// strace's -t/-tt/-ttt or -r column for a step that started `at`
+    /// after the run began; empty without those options.
+    fn stamp(&mut self, at: std::time::Duration) -> String {
+        let Some(o) = self.opts else {
+            return String::new();
+        };
+        if o.relative {
+            let prev = self.last_at.replace(at).unwrap_or(at);
+            return format!("{:>13.6} ", at.saturating_sub(prev).as_secs_f64());
+        }
+        if o.timestamps == 0 {
+            return String::new();
+        }
+        let wall = o.origin_wall + at;
+        let since = wall
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let secs = since.as_secs() as i64;
+        if o.timestamps >= 3 {
+            return format!("{secs}.{:06} ", since.subsec_micros());
+        }
+        let (h, m, sec) = crate::os::local_time_of_day(secs);
+        if o.timestamps == 2 {
+            format!("{h:02}:{m:02}:{sec:02}.{:06} ", since.subsec_micros())
+        } else {
+            format!("{h:02}:{m:02}:{sec:02} ")
+        }
+    }
+
+    /// The time of a line that is not a step (waiting marker, signal): now.
+    fn stamp_now(&mut self) -> String {
+        let Some(o) = self.opts else {
+            return String::new();
+        };
+        if o.timestamps == 0 && !o.relative {
+            return String::new();
+        }
+        let at = std::time::SystemTime::now()
+            .duration_since(o.origin_wall)
+            .unwrap_or_default();
+        if o.relative {
+            // A waiting marker does not move the -r clock: its step will.
+            let prev = self.last_at.unwrap_or(at);
+            return format!("{:>13.6} ", at.saturating_sub(prev).as_secs_f64());
+        }
+        self.stamp(at)
+    }
+
+    /// `note` folded to the terminal's width, each line indented.
+    fn wrap(&self, indent: &str, note: &str) -> Vec<String> {
+        let width = self.opts.and_then(|o| o.width).unwrap_or(0);
+        let room = width.saturating_sub(indent.chars().count());
+        if room < 30 || note.chars().count() <= room {
+            return vec![note.to_string()];
+        }
+        let mut lines = Vec::new();
+        let mut line = String::new();
+        for word in note.split(' ') {
+            if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > room {
+                lines.push(std::mem::take(&mut line));
+            }
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(word);
+        }
+        if !line.is_empty() {
+            lines.push(line);
+        }
+        lines
     }
 
     /// Text for `ev`, after the summary line of a run of repeats it ends.
@@ -113,7 +202,7 @@ impl Human {
         }
     }
 
-    fn render_other(&self, ev: &Event<'_>) -> String {
+    fn render_other(&mut self, ev: &Event<'_>) -> String {
         match ev {
             Event::Step(step) => self.step(step),
             Event::Waiting {
@@ -122,22 +211,36 @@ impl Human {
                 lead,
                 reason,
             } => {
-                let prefix = format!("[pid {pid}] ");
+                let prefix = format!("[pid {pid}] {}", self.stamp_now());
                 let call = self.paint(BOLD, syscall);
                 let sep = if lead.is_empty() { "" } else { ", " };
                 let wait = self.paint(YELLOW, &format!("<{reason}>"));
                 format!("{prefix}{call}({lead}{sep}… {wait}\n")
             }
             Event::Message { pid, text } => {
-                let prefix = format!("[pid {pid}] ");
-                let mut s = String::new();
-                for line in text.lines() {
-                    s.push_str(&prefix);
-                    s.push_str(&self.paint(GREEN, &format!(">> {line}")));
-                    s.push('\n');
-                }
-                s
+                // One line, always: a newline inside is shown escaped.
+                let one = text.replace('\r', "\\r").replace('\n', "\\n");
+                format!("[pid {pid}] {}\n", self.paint(GREEN, &format!(">> {one}")))
             }
+            Event::Signal(info) => {
+                let line = format!(
+                    "[pid {}] {}--- {} {} ---\n",
+                    info.pid,
+                    self.stamp_now(),
+                    signal_name(info.signo),
+                    siginfo_notation(info)
+                );
+                self.paint(YELLOW, &line)
+            }
+            Event::Exit { pid, code, signal } => {
+                let what = match (code, signal) {
+                    (_, Some(sig)) => format!("killed by {sig}"),
+                    (Some(c), None) => format!("exited with {c}"),
+                    (None, None) => "exited".to_string(),
+                };
+                format!("[pid {pid}] +++ {what} +++\n")
+            }
+            Event::Counts { rows } => counts_table(rows),
             Event::Section { name, title } => {
                 let rule = "─".repeat(60usize.saturating_sub(name.len() + 4));
                 format!(
@@ -181,9 +284,9 @@ impl Human {
         }
     }
 
-    fn step(&self, step: &Step) -> String {
-        let prefix = format!("[pid {}] ", step.pid);
-        let indent = " ".repeat(prefix.len());
+    fn step(&mut self, step: &Step) -> String {
+        let indent = " ".repeat(format!("[pid {}] ", step.pid).len());
+        let prefix = format!("[pid {}] {}", step.pid, self.stamp(step.at));
         let ret = match step.outcome {
             Outcome::Ret(v) => match step.ret_format {
                 RetFormat::Decimal => v.to_string(),
@@ -216,12 +319,115 @@ impl Human {
             } else {
                 String::new()
             };
-            s.push_str(&indent);
-            s.push_str(&self.paint(DIM, &format!("{libc}{}", step.note)));
-            s.push('\n');
+            for line in self.wrap(&indent, &format!("{libc}{}", step.note)) {
+                s.push_str(&indent);
+                s.push_str(&self.paint(DIM, &line));
+                s.push('\n');
+            }
         }
         s
     }
+}
+
+fn signal_name(signo: i32) -> String {
+    nix::sys::signal::Signal::try_from(signo)
+        .map_or_else(|_| signo.to_string(), |s| s.as_str().to_string())
+}
+
+/// strace's name for a siginfo's si_code.
+pub fn si_code_name(signo: i32, code: i32) -> String {
+    let known = match code {
+        libc::SI_USER => "SI_USER",
+        0x80 => "SI_KERNEL",
+        libc::SI_QUEUE => "SI_QUEUE",
+        libc::SI_TIMER => "SI_TIMER",
+        libc::SI_TKILL => "SI_TKILL",
+        _ if signo == libc::SIGCHLD => match code {
+            1 => "CLD_EXITED",
+            2 => "CLD_KILLED",
+            3 => "CLD_DUMPED",
+            4 => "CLD_TRAPPED",
+            5 => "CLD_STOPPED",
+            6 => "CLD_CONTINUED",
+            _ => "",
+        },
+        _ => "",
+    };
+    if known.is_empty() {
+        code.to_string()
+    } else {
+        known.to_string()
+    }
+}
+
+/// The braces of strace's `--- SIGINT {si_signo=SIGINT, si_code=SI_USER, si_pid=1, si_uid=0} ---`.
+pub fn siginfo_notation(i: &super::event::SignalInfo) -> String {
+    let name = signal_name(i.signo);
+    let code = si_code_name(i.signo, i.code);
+    if i.signo == libc::SIGCHLD {
+        return format!(
+            "{{si_signo={name}, si_code={code}, si_pid={}, si_uid={}, si_status={}, si_utime=…, si_stime=…}}",
+            i.si_pid,
+            i.si_uid,
+            if i.code == 1 { i.status.to_string() } else { signal_name(i.status) }
+        );
+    }
+    if i.code == libc::SI_USER || i.code == libc::SI_TKILL || i.code == libc::SI_QUEUE {
+        return format!(
+            "{{si_signo={name}, si_code={code}, si_pid={}, si_uid={}}}",
+            i.si_pid, i.si_uid
+        );
+    }
+    format!("{{si_signo={name}, si_code={code}}}")
+}
+
+/// strace -c's table.
+fn counts_table(rows: &[super::event::CountRow]) -> String {
+    let total_ns: u64 = rows.iter().map(|r| r.nanos).sum();
+    let calls: u64 = rows.iter().map(|r| r.calls).sum();
+    let errors: u64 = rows.iter().map(|r| r.errors).sum();
+    let rule = "------ ----------- ----------- --------- --------- ----------------";
+    let mut s = String::from("% time     seconds  usecs/call     calls    errors syscall\n");
+    s.push_str(rule);
+    s.push('\n');
+    let line = |pct: f64, ns: u64, per: Option<u64>, calls: u64, errors: u64, name: &str| {
+        let errs = if errors == 0 {
+            String::new()
+        } else {
+            errors.to_string()
+        };
+        let per = per.map_or(String::new(), |p| p.to_string());
+        format!(
+            "{pct:6.2} {:11.6} {per:>11} {calls:>9} {errs:>9} {name}\n",
+            ns as f64 / 1e9
+        )
+    };
+    for r in rows {
+        let pct = if total_ns == 0 {
+            0.0
+        } else {
+            100.0 * r.nanos as f64 / total_ns as f64
+        };
+        s.push_str(&line(
+            pct,
+            r.nanos,
+            Some(r.nanos / 1000 / r.calls.max(1)),
+            r.calls,
+            r.errors,
+            &r.syscall,
+        ));
+    }
+    s.push_str(rule);
+    s.push('\n');
+    s.push_str(&line(
+        100.0,
+        total_ns,
+        Some(total_ns / 1000 / calls.max(1)),
+        calls,
+        errors,
+        "total",
+    ));
+    s
 }
 
 #[cfg(test)]

@@ -38,6 +38,27 @@ pub fn render(ev: &Event<'_>) -> String {
             "after_seq": seq,
             "fds": entries.iter().map(|e| json!({"fd": e.fd, "target": e.target, "desc": e.desc})).collect::<Vec<_>>(),
         }),
+        Event::Signal(i) => json!({
+            "type": "signal",
+            "pid": i.pid,
+            "signal": nix::sys::signal::Signal::try_from(i.signo).map_or_else(|_| i.signo.to_string(), |s| s.as_str().to_string()),
+            "si_code": super::human::si_code_name(i.signo, i.code),
+            "si_pid": i.si_pid,
+            "si_uid": i.si_uid,
+        }),
+        Event::Exit { pid, code, signal } => json!({
+            "type": "exit",
+            "pid": pid,
+            "status": code,
+            "signal": signal,
+        }),
+        Event::Counts { rows } => json!({
+            "type": "counts",
+            "rows": rows.iter().map(|r| json!({
+                "syscall": r.syscall, "calls": r.calls, "errors": r.errors,
+                "seconds": r.nanos as f64 / 1e9,
+            })).collect::<Vec<_>>(),
+        }),
         Event::Summary { rows } => json!({
             "type": "summary",
             "rows": rows.iter().map(|r| json!({

@@ -13,11 +13,19 @@ pub mod json;
 pub use event::Event;
 
 /// How events are shown.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct RenderOptions {
     pub json: bool,
     /// ANSI colour (text only; a tty without NO_COLOR).
     pub color: bool,
+    /// strace's -t (1: seconds), -tt (2: microseconds), -ttt (3: since 1970).
+    pub timestamps: u8,
+    /// strace's -r: time since this process's previous step.
+    pub relative: bool,
+    /// When the run started, on the wall clock (steps carry an offset).
+    pub origin_wall: std::time::SystemTime,
+    /// Wrap notes at this many columns.
+    pub width: Option<usize>,
 }
 
 /// Renderer plus the stdout it writes to.
@@ -33,7 +41,7 @@ impl Output {
     pub fn new(opts: RenderOptions) -> Self {
         Output {
             json: opts.json,
-            human: human::Human::new(opts.color),
+            human: human::Human::with(opts),
             broken: false,
             failed: None,
         }

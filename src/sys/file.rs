@@ -76,7 +76,11 @@ pub fn read(rec: &mut Recorder, fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<us
                 0,
                 "0 bytes: end of file — every write end is closed".to_string(),
             ),
-            Ok(n) => (quote(&buf[..*n]), *n as i64, format!("{n} bytes arrived")),
+            Ok(n) => (
+                quote(&buf[..*n]),
+                *n as i64,
+                format!("{} arrived", names::bytes(*n)),
+            ),
             Err(_) => (crate::sys::ptr(ptr), -1, String::new()),
         };
         Shown::new(vec![raw.to_string(), data, len.to_string()], ret, note)
@@ -101,9 +105,10 @@ pub fn write(rec: &mut Recorder, fd: BorrowedFd<'_>, data: &[u8]) -> Result<usiz
         || nix::unistd::write(fd, data),
         |r| {
             let (ret, note) = match r {
-                Ok(n) if *n == data.len() => {
-                    (*n as i64, format!("{n} bytes copied into the kernel"))
-                }
+                Ok(n) if *n == data.len() => (
+                    *n as i64,
+                    format!("{} copied into the kernel", names::bytes(*n)),
+                ),
                 Ok(n) => (
                     *n as i64,
                     format!("short write: {n} of {} bytes fitted", data.len()),

@@ -83,6 +83,14 @@ pub fn wait_status_text(st: &WaitStatus) -> String {
 /// # Errors
 /// `ECHILD` (no such child), `EINTR` (a handled signal arrived).
 pub fn wait4(rec: &mut Recorder, pid: Pid, nohang: bool) -> Result<WaitStatus, SysError> {
+    let st = wait4_inner(rec, pid, nohang);
+    if let Ok(WaitStatus::Signaled(p, sig, _)) = &st {
+        rec.killed(p.as_raw(), sig.as_str());
+    }
+    st
+}
+
+fn wait4_inner(rec: &mut Recorder, pid: Pid, nohang: bool) -> Result<WaitStatus, SysError> {
     let flags = nohang.then_some(nix::sys::wait::WaitPidFlag::WNOHANG);
     let mut call = Call::new("wait4").libc("waitpid");
     if !nohang {
@@ -182,15 +190,17 @@ pub fn exit(rec: &mut Recorder, code: i32) -> ! {
     } else {
         "this process ends with a failure status"
     };
+    // The step (= ?) and strace's `+++ exited with N +++` go out first: the
+    // call never returns to print anything.
     rec.call_unknown(
         Call::new("exit_group").libc("_exit"),
         vec![code.to_string()],
         note,
-        || {
-            // SAFETY: _exit has no preconditions; it ends the process at once.
-            unsafe { libc::_exit(code) }
-        },
-    )
+        || (),
+    );
+    rec.exiting(code);
+    // SAFETY: _exit has no preconditions; it ends the process at once.
+    unsafe { libc::_exit(code) }
 }
 
 /// Corresponds to `pidfd_open(2)`: a descriptor that refers to process

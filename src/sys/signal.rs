@@ -299,9 +299,14 @@ pub fn sigaction(rec: &mut Recorder, sig: Signal, disp: Disposition) -> Result<P
     let handler = match disp {
         Disposition::Ignore => SigHandler::SigIgn,
         Disposition::Default => SigHandler::SigDfl,
-        Disposition::Catch => SigHandler::Handler(os::on_signal),
+        Disposition::Catch => SigHandler::SigAction(os::on_signal),
     };
-    let action = SigAction::new(handler, SaFlags::empty(), SigSet::empty());
+    let flags = if disp == Disposition::Catch {
+        SaFlags::SA_SIGINFO
+    } else {
+        SaFlags::empty()
+    };
+    let action = SigAction::new(handler, flags, SigSet::empty());
     let call = Call::new("rt_sigaction").libc("sigaction");
     // SAFETY: the handlers installed are SIG_IGN, SIG_DFL or `os::on_signal`,
     // which only stores to atomics and calls setitimer: async-signal-safe.
@@ -310,8 +315,13 @@ pub fn sigaction(rec: &mut Recorder, sig: Signal, disp: Disposition) -> Result<P
         || unsafe { nix::sys::signal::sigaction(sig, &action) },
         |r| {
             let new = format!(
-                "{{sa_handler={}, sa_mask=[], sa_flags=SA_RESTORER}}",
-                handler_name(handler)
+                "{{sa_handler={}, sa_mask=[], sa_flags={}}}",
+                handler_name(handler),
+                if disp == Disposition::Catch {
+                    "SA_RESTORER|SA_SIGINFO"
+                } else {
+                    "SA_RESTORER"
+                }
             );
             let old = match r {
                 Ok(old) => format!("{{sa_handler={}, …}}", handler_name(old.handler())),

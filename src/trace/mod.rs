@@ -8,18 +8,20 @@
 
 pub mod explain;
 pub mod fds;
+pub mod filter;
 pub mod names;
+pub mod stats;
 
-use std::io::IsTerminal;
 use std::time::Instant;
 
 use crate::error::SysError;
 pub use crate::os::Counters;
+use crate::render::event as step;
 pub use crate::render::event::{Event, FdEntry, Outcome, RetFormat, Step, SummaryRow};
 use crate::render::{Output, RenderOptions};
 
 /// How a run is shown; built from the global CLI flags.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Default)]
 pub struct TraceOptions {
     pub json: bool,
     /// Results only: no syscall lines, no notes.
@@ -29,6 +31,16 @@ pub struct TraceOptions {
     /// Pause before each syscall until Enter.
     pub step: bool,
     pub color: bool,
+    /// strace's -t (1), -tt (2), -ttt (3).
+    pub timestamps: u8,
+    /// strace's -r.
+    pub relative: bool,
+    /// strace's -e trace=…
+    pub filter: filter::Filter,
+    /// strace's -c: the table instead of the steps.
+    pub count_table: bool,
+    /// Wrap notes at this many columns (a terminal), or not at all.
+    pub width: Option<usize>,
 }
 
 /// The description of a call that a `sys` wrapper gives the recorder.
@@ -151,18 +163,24 @@ pub struct Recorder {
     can_pause: bool,
     /// When the run started: steps carry their start time relative to it.
     origin: Instant,
+    /// Signals caught and already shown (see `os::take_signals`).
+    sig_seen: usize,
 }
 
 impl Recorder {
     pub fn new(opts: TraceOptions) -> Self {
-        let can_pause = opts.step && std::io::stdin().is_terminal();
+        let can_pause = opts.step && crate::os::have_tty();
         if opts.step && !can_pause {
-            eprintln!("ipclab: --step needs a terminal on stdin; running without pauses");
+            eprintln!("ipclab: --step needs a terminal (/dev/tty); running without pauses");
         }
         Recorder {
             out: Output::new(RenderOptions {
                 json: opts.json,
                 color: opts.color,
+                timestamps: opts.timestamps,
+                relative: opts.relative,
+                origin_wall: std::time::SystemTime::now(),
+                width: opts.width,
             }),
             opts,
             pid: std::process::id() as i32,
@@ -174,6 +192,7 @@ impl Recorder {
             pending_wait: None,
             can_pause,
             origin: Instant::now(),
+            sig_seen: crate::os::signals_so_far(),
         }
     }
 
@@ -181,13 +200,19 @@ impl Recorder {
         self.pid
     }
 
-    pub fn options(&self) -> TraceOptions {
-        self.opts
+    pub fn options(&self) -> &TraceOptions {
+        &self.opts
     }
 
-    /// True when steps are being shown (not `--quiet`).
+    /// True when steps are being shown (not `--quiet`, not `-c`); labs
+    /// skip formatting per-message lines otherwise.
     pub fn tracing(&self) -> bool {
-        !self.opts.quiet
+        !self.opts.quiet && !self.opts.count_table
+    }
+
+    /// Whether a step of `name` is shown (`-e trace=` may hide it).
+    fn shows(&self, name: &str) -> bool {
+        self.tracing() && self.opts.filter.shows(name)
     }
 
     /// Whether stdout went away (EPIPE); the run goes on silently, `main` exits 0.
@@ -291,8 +316,9 @@ impl Recorder {
         let elapsed = pending.start.elapsed();
         let call = pending.call;
         let errno = result.as_ref().err().copied();
-        self.count(errno.is_some());
-        if self.tracing() {
+        self.count(call.name, errno.is_some(), elapsed);
+        self.signals();
+        if self.shows(call.name) {
             let shown = show(&result);
             let outcome = match errno {
                 None => Outcome::Ret(shown.ret),
@@ -329,8 +355,8 @@ impl Recorder {
                 self.clear_pending();
             }
             Some(shown) => {
-                self.count(result.is_err());
-                if self.tracing() {
+                self.count(call.name, result.is_err(), elapsed);
+                if self.shows(call.name) {
                     let outcome = match &result {
                         Ok(_) => Outcome::Ret(shown.ret),
                         Err(e) => Outcome::Err(*e),
@@ -357,8 +383,8 @@ impl Recorder {
         run: impl FnOnce() -> T,
     ) -> T {
         self.before(&call);
-        self.count(false);
-        if self.tracing() {
+        self.count(call.name, false, std::time::Duration::ZERO);
+        if self.shows(call.name) {
             let shown = Shown::new(args, 0, note);
             let now = Instant::now();
             self.emit(
@@ -383,14 +409,63 @@ impl Recorder {
         self.out.emit(&ev);
     }
 
+    /// A section heading; shown even with `--quiet`, so results stay placed.
     pub fn section(&mut self, name: &str, title: &str) {
+        self.out.emit(&Event::Section { name, title });
+    }
+
+    /// The closing summary; with `-c`, the per-syscall table first.
+    pub fn summary(&mut self, rows: &[SummaryRow]) {
+        if self.opts.count_table {
+            let counts = stats::rows(self.counters);
+            self.out.emit(&Event::Counts { rows: &counts });
+        }
+        self.out.emit(&Event::Summary { rows });
+    }
+
+    /// This process is about to end with `code` (strace's `+++ exited
+    /// with N +++`, printed after its exit_group step).
+    pub fn exiting(&mut self, code: i32) {
         if self.tracing() {
-            self.out.emit(&Event::Section { name, title });
+            let pid = self.pid;
+            self.out.emit(&Event::Exit {
+                pid,
+                code: Some(code),
+                signal: None,
+            });
         }
     }
 
-    pub fn summary(&mut self, rows: &[SummaryRow]) {
-        self.out.emit(&Event::Summary { rows });
+    /// A child this process reaped was killed by `signal` (strace's
+    /// `+++ killed by SIGPIPE +++`, under the child's pid).
+    pub fn killed(&mut self, child: i32, signal: &str) {
+        if self.tracing() {
+            self.out.emit(&Event::Exit {
+                pid: child,
+                code: None,
+                signal: Some(signal),
+            });
+        }
+    }
+
+    /// Shows the signals delivered since the last look, as strace's
+    /// `--- SIGINT {…} ---` lines (before the step of the call they cut short).
+    fn signals(&mut self) {
+        let caught = crate::os::take_signals(&mut self.sig_seen);
+        if !self.tracing() {
+            return;
+        }
+        for c in caught {
+            let info = step::SignalInfo {
+                pid: self.pid,
+                signo: c.signo,
+                code: c.code,
+                si_pid: c.pid,
+                si_uid: c.uid,
+                status: c.status,
+            };
+            self.out.emit(&Event::Signal(&info));
+        }
     }
 
     /// Prints this process's descriptor table.
@@ -406,9 +481,12 @@ impl Recorder {
 
     /// Counts one call; a failure the lab provoked on purpose apart.
     /// Returns whether the failure was provoked.
-    fn count(&mut self, failed: bool) -> bool {
+    fn count(&mut self, name: &str, failed: bool, elapsed: std::time::Duration) -> bool {
         use std::sync::atomic::Ordering::Relaxed;
         self.counters.calls.fetch_add(1, Relaxed);
+        if self.opts.count_table {
+            stats::count(self.counters, name, failed, elapsed);
+        }
         let provoked = failed && std::mem::take(&mut self.pending_expect);
         self.provoked = provoked;
         if provoked {
@@ -431,7 +509,7 @@ impl Recorder {
         if self.can_pause {
             self.pause(call.name);
         }
-        if !self.tracing() {
+        if !self.shows(call.name) {
             return;
         }
         if let Some((lead, default_reason)) = &call.waits {
@@ -451,10 +529,7 @@ impl Recorder {
     }
 
     fn pause(&mut self, name: &str) {
-        eprint!("[pid {}] next: {name}() — press Enter to run it ", self.pid);
-        let mut line = String::new();
-        // A read error or EOF on stdin just ends the pausing.
-        if std::io::stdin().read_line(&mut line).unwrap_or(0) == 0 {
+        if crate::os::step_prompt(self.counters, self.pid, name) != crate::os::StepAnswer::Run {
             self.can_pause = false;
         }
     }

@@ -9,10 +9,31 @@ use std::net::SocketAddr;
 /// How many bytes of a buffer strace shows before `...` (its `-s` default).
 pub const STRACE_STRLEN: usize = 32;
 
+static STRSIZE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(STRACE_STRLEN);
+
+/// `n` with its noun in the right number: "1 byte", "2 bytes".
+pub fn count(n: impl std::fmt::Display + PartialEq<usize> + Copy, one: &str, many: &str) -> String {
+    if n == 1usize {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
+/// `n` bytes: "1 byte", "64 bytes".
+pub fn bytes(n: usize) -> String {
+    count(n, "byte", "bytes")
+}
+
+/// Sets how many bytes of a buffer are shown (`-s N`, as strace's).
+pub fn set_strsize(n: usize) {
+    STRSIZE.store(n, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// A byte buffer as strace prints it: quoted, C escapes, octal for the rest,
-/// cut after [`STRACE_STRLEN`] bytes with `...`.
+/// cut after `-s` bytes (32 by default) with `...`.
 pub fn quote(bytes: &[u8]) -> String {
-    quote_max(bytes, STRACE_STRLEN)
+    quote_max(bytes, STRSIZE.load(std::sync::atomic::Ordering::Relaxed))
 }
 
 /// [`quote`] with a chosen cut-off.

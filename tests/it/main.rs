@@ -9,6 +9,7 @@ mod errata;
 mod faults;
 mod fifo;
 mod golden;
+mod habits;
 mod ping;
 mod pipe;
 mod readme;

@@ -638,10 +638,16 @@ fn ping_interrupted_by_sigint_prints_statistics_and_exits_130() {
         .filter(|e| e["type"] == "message")
         .filter_map(|e| e["text"].as_str())
         .collect();
-    let summary = text
+    let at = text
         .iter()
-        .find(|t| t.contains("ping statistics"))
+        .position(|t| t.contains("ping statistics"))
         .unwrap_or_else(|| panic!("no statistics after SIGINT: {text:?}"));
+    assert_eq!(
+        text[at - 1],
+        "",
+        "a blank line before the statistics, as iputils"
+    );
+    let summary = text[at..].join("\n");
     assert!(summary.contains("rtt min/avg/max/mdev = "), "{summary}");
     assert!(!summary.contains("100 packets transmitted"), "{summary}");
     // (The signal nearly always lands in poll, shown as `= -1 EINTR`, but it

@@ -32,7 +32,7 @@ fn udp_sender(port: u16) -> (Arc<AtomicBool>, thread::JoinHandle<()>) {
 fn sniff_sees_a_udp_datagram_leave_and_arrive_on_lo() {
     require_root!("sniff_sees_a_udp_datagram_leave_and_arrive_on_lo");
     let child = spawn(&[
-        "--format", "json", "sniff", "--iface", "lo", "--proto", "udp", "-c", "8", "-W", "10",
+        "--format", "json", "sniff", "--iface", "lo", "--proto", "udp", "-c", "60", "-W", "10",
     ]);
     thread::sleep(Duration::from_millis(300));
     let (stop, h) = udp_sender(39391);
@@ -53,7 +53,8 @@ fn sniff_sees_a_udp_datagram_leave_and_arrive_on_lo() {
         .into_iter()
         .filter(|m| m.starts_with('#'))
         .collect();
-    assert_eq!(frames.len(), 8, "{frames:?}");
+    // Other tests may send UDP on lo at the same time: 60 frames leave room.
+    assert_eq!(frames.len(), 60, "{frames:?}");
     // With the filter on, only UDP arrives. Other tests may send UDP on lo
     // at the same time, so look for ours: each seen leaving, then arriving.
     assert!(frames.iter().all(|f| f.contains(" UDP ")), "{frames:?}");

@@ -28,7 +28,7 @@ fn udp_demo_shows_a_lost_reply_and_cleans_up() {
     let msgs = r.messages().join("\n");
     assert!(msgs.contains("dropped on purpose"), "{msgs}");
     assert!(
-        msgs.contains("5 datagram(s) sent, 3 reply(ies) received, 1 lost"),
+        msgs.contains("5 datagrams sent, 3 replies received, 1 lost"),
         "{msgs}"
     );
 }

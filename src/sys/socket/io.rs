@@ -160,8 +160,8 @@ fn sendto_shown(
         Ok(n) if *n == data.len() => (
             *n as i64,
             match to {
-                Some(a) => format!("{n} bytes sent to {a} as one datagram"),
-                None => format!("{n} bytes handed to the kernel to send"),
+                Some(a) => format!("{} sent to {a} as one datagram", names::bytes(*n)),
+                None => format!("{} handed to the kernel to send", names::bytes(*n)),
             },
         ),
         Ok(n) => (
@@ -280,12 +280,12 @@ fn recvfrom_inner(
             Ok(n) => {
                 let n = (*n).min(cap);
                 let note = match (want_addr, from) {
-                    (true, Some(a)) => format!("a datagram of {n} bytes from {a}"),
+                    (true, Some(a)) => format!("a datagram of {} from {a}", names::bytes(n)),
                     (_, _) if n == 0 => {
                         "0 bytes: end of file — the peer closed its end".to_string()
                     }
                     _ if n == 1 => "1 byte arrived".to_string(),
-                    _ => format!("{n} bytes arrived"),
+                    _ => format!("{} arrived", names::bytes(n)),
                 };
                 (quote(&buf[..n]), n as i64, note)
             }

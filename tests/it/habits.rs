@@ -1,0 +1,242 @@
+//! Issue 8 §2: the trace as strace users read it — ipclab's own options
+//! before the subcommand (-t, -r, -e, -s, -o, -c), strace's signal and
+//! exit lines, one line per message, headings under -q.
+
+use std::time::Duration;
+
+use crate::util::{ipclab, run, run_cmd, spawn_cmd, strace_crosscheck, TempDir};
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+fn step_lines(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|l| l.starts_with("[pid ") && l.contains(") = "))
+        .collect()
+}
+
+#[test]
+fn timestamps_as_strace_t_tt_ttt_and_r() {
+    let r = run(&["--no-color", "-tt", "pipe"], LIMIT);
+    r.assert_ok();
+    for l in step_lines(&r.stdout) {
+        let after = l.split("] ").nth(1).expect("after the pid");
+        let ts = after.split(' ').next().expect("a timestamp");
+        // HH:MM:SS.uuuuuu
+        assert_eq!(ts.len(), 15, "{l}");
+        assert_eq!(&ts[2..3], ":", "{l}");
+        assert_eq!(&ts[8..9], ".", "{l}");
+    }
+    let r = run(&["--no-color", "-t", "pipe"], LIMIT);
+    let first = step_lines(&r.stdout)[0].split("] ").nth(1).expect("after");
+    assert_eq!(first.split(' ').next().map(str::len), Some(8), "{first}");
+    let r = run(&["--no-color", "-ttt", "pipe"], LIMIT);
+    let first = step_lines(&r.stdout)[0].split("] ").nth(1).expect("after");
+    let epoch: f64 = first
+        .split(' ')
+        .next()
+        .and_then(|t| t.parse().ok())
+        .expect("seconds.micro");
+    assert!(epoch > 1.7e9);
+    let r = run(&["--no-color", "-r", "pipe"], LIMIT);
+    for l in step_lines(&r.stdout) {
+        let after = l.split("] ").nth(1).expect("after");
+        let rel: f64 = after
+            .split_whitespace()
+            .next()
+            .and_then(|t| t.parse().ok())
+            .expect("a relative time");
+        assert!((0.0..5.0).contains(&rel), "{l}");
+    }
+}
+
+#[test]
+fn trace_filter_shows_only_what_is_asked_and_counts_everything() {
+    let all = run(&["--format", "json", "pipe"], LIMIT);
+    let some = run(
+        &["--format", "json", "-e", "trace=pipe2,%process", "pipe"],
+        LIMIT,
+    );
+    some.assert_ok();
+    let names: Vec<String> = some
+        .steps()
+        .iter()
+        .filter_map(|s| s["syscall"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        names
+            .iter()
+            .all(|n| ["pipe2", "clone", "wait4", "exit_group", "pidfd_open"].contains(&n.as_str())),
+        "{names:?}"
+    );
+    assert!(names.contains(&"pipe2".to_string()) && names.contains(&"clone".to_string()));
+    assert_eq!(
+        some.summary()[0]["syscalls"],
+        all.summary()[0]["syscalls"],
+        "the summary counts every call"
+    );
+    let net = run(
+        &[
+            "--format",
+            "json",
+            "-e",
+            "trace=!ppoll,rt_sigprocmask,rt_sigaction",
+            "pipe",
+        ],
+        LIMIT,
+    );
+    assert!(net
+        .steps()
+        .iter()
+        .all(|s| s["syscall"] != "ppoll" && s["syscall"] != "rt_sigaction"));
+    let bad = run(&["-e", "trace=%bogus", "pipe"], LIMIT);
+    assert_eq!(bad.code(), Some(2));
+    assert!(bad.stderr.contains("%network"), "{}", bad.stderr);
+    assert!(bad.stdout.is_empty());
+}
+
+#[test]
+fn a_filtered_run_still_agrees_with_strace() {
+    if let Some(run) = strace_crosscheck(
+        "a_filtered_run_still_agrees_with_strace",
+        &["-e", "trace=%network", "tcp", "demo"],
+        LIMIT,
+    ) {
+        run.assert_ok();
+        assert!(run.steps().iter().all(|s| s["syscall"] != "close"));
+    }
+}
+
+#[test]
+fn strsize_cuts_buffers_as_strace_s() {
+    let msg = "x".repeat(80);
+    let r = run(
+        &["--format", "json", "-s", "64", "pipe", "--message", &msg],
+        LIMIT,
+    );
+    r.assert_ok();
+    let w = r
+        .lab_steps()
+        .into_iter()
+        .find(|s| s["syscall"] == "write")
+        .expect("write");
+    assert_eq!(w["args"][1], format!("\"{}\"...", "x".repeat(64)));
+    let r = run(&["--format", "json", "pipe", "--message", &msg], LIMIT);
+    let w = r
+        .lab_steps()
+        .into_iter()
+        .find(|s| s["syscall"] == "write")
+        .expect("write");
+    assert_eq!(w["args"][1], format!("\"{}\"...", "x".repeat(32)));
+}
+
+#[test]
+fn output_file_takes_the_trace_and_keeps_descriptor_numbers() {
+    let dir = TempDir::new("habits-o");
+    let file = dir.path().join("trace.txt");
+    let r = run(
+        &["--no-color", "-o", file.to_str().expect("utf-8"), "pipe"],
+        LIMIT,
+    );
+    r.assert_ok();
+    assert!(
+        r.stdout.is_empty(),
+        "the trace went to the file: {}",
+        r.stdout
+    );
+    let text = std::fs::read_to_string(&file).expect("the -o file");
+    assert!(text.contains("pipe2([3, 4], 0) = 0"), "{text}");
+    assert!(text.contains("summary"));
+    assert!(text.contains("+++ exited with 0 +++"));
+}
+
+#[test]
+fn count_table_as_strace_c() {
+    let r = run(&["--no-color", "-c", "pipe"], LIMIT);
+    r.assert_ok();
+    assert!(step_lines(&r.stdout).is_empty(), "no step lines with -c");
+    assert!(r
+        .stdout
+        .contains("% time     seconds  usecs/call     calls    errors syscall"));
+    let total = r
+        .stdout
+        .lines()
+        .find(|l| l.ends_with(" total"))
+        .expect("a total row");
+    // The preamble's 4 calls and the lab's 16 (parent and child).
+    assert!(total.split_whitespace().nth(3) == Some("20"), "{total}");
+    assert!(
+        !r.stdout.lines().any(|l| l.ends_with(" ?")),
+        "every syscall has a name"
+    );
+    let j = run(&["--format", "json", "-c", "pipe"], LIMIT);
+    assert!(j.events().iter().any(|e| e["type"] == "counts"));
+}
+
+#[test]
+fn signals_and_exits_are_shown_as_strace_shows_them() {
+    let r = run(&["--format", "json", "pipe", "--sigpipe"], LIMIT);
+    r.assert_ok();
+    let ev = r.events();
+    assert!(
+        ev.iter()
+            .any(|e| e["type"] == "exit" && e["signal"] == "SIGPIPE"),
+        "+++ killed by SIGPIPE +++"
+    );
+    let r = run(&["--no-color", "pipe"], LIMIT);
+    assert!(r.stdout.contains("+++ exited with 0 +++"));
+    // A SIGTERM sent to a waiting server: the signal line, then the EINTR.
+    let mut cmd = ipclab();
+    cmd.args([
+        "--format",
+        "json",
+        "udp",
+        "server",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    let srv = spawn_cmd(&mut cmd);
+    std::thread::sleep(Duration::from_millis(400));
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &srv.pid().to_string()])
+        .status();
+    let r = srv.wait_timeout(LIMIT);
+    assert_eq!(r.code(), Some(143));
+    let ev = r.events();
+    let at = ev
+        .iter()
+        .position(|e| e["type"] == "signal")
+        .expect("a signal line");
+    assert_eq!(ev[at]["signal"], "SIGTERM");
+    assert_eq!(ev[at]["si_code"], "SI_USER");
+    let next = ev[at + 1..]
+        .iter()
+        .find(|e| e["type"] == "syscall")
+        .expect("the interrupted call");
+    assert_eq!(next["syscall"], "ppoll");
+    assert_eq!(next["errno"], "EINTR");
+}
+
+#[test]
+fn quiet_keeps_headings_and_messages_stay_on_one_line() {
+    let r = run(&["--format", "json", "-q", "tour"], Duration::from_secs(90));
+    assert!(r.events().iter().filter(|e| e["type"] == "section").count() >= 10);
+    let r = run(&["--no-color", "pipe", "--message", "two\nlines"], LIMIT);
+    r.assert_ok();
+    let m = r
+        .stdout
+        .lines()
+        .find(|l| l.contains(">> message written"))
+        .expect("the message line");
+    assert!(m.ends_with("two\\nlines"), "{m}");
+}
+
+#[test]
+fn man_and_completions_take_no_trace_options() {
+    for args in [&["--fds", "man"][..], &["-c", "completions", "bash"]] {
+        let mut cmd = ipclab();
+        cmd.args(args);
+        let r = run_cmd(&mut cmd, LIMIT);
+        assert_eq!(r.code(), Some(2), "{args:?}");
+        assert_eq!(r.stderr.lines().count(), 1);
+    }
+}
