@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Runs an ipclab lab under `strace -f -yy` and prints each step ipclab printed
-# next to the line strace saw for it, matched by pid, name and order.
+# with, under it, the line(s) strace saw for it, as strace printed them (a
+# call strace split into <unfinished ...> and <... resumed> shows both
+# halves), matched by pid, name and order. ipclab's own options go first:
+#   scripts/strace-side-by-side.sh -e trace=%network tcp demo
 #
 #   scripts/strace-side-by-side.sh pipe --fill
 #   scripts/strace-side-by-side.sh fifo
@@ -29,27 +32,33 @@ python3 - "$tmp/steps.json" "$tmp/strace.log" <<'PY'
 import json, re, sys
 steps = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 steps = [s for s in steps if s.get("type") == "syscall"]
+# Each strace call keeps the lines strace printed for it, as printed: one
+# line, or the <unfinished ...> half and the <... resumed> half.
 calls, pending = {}, {}
 for raw in open(sys.argv[2]):
-    m = re.match(r"(\d+)\s+(.*)", raw.rstrip("\n"))
+    line = raw.rstrip("\n")
+    m = re.match(r"(\d+)\s+(.*)", line)
     if not m:
         continue
     pid, rest = int(m.group(1)), m.group(2)
     if rest.startswith(("---", "+++")):
         continue
     if rest.endswith("<unfinished ...>"):
-        pending[pid] = rest[: -len("<unfinished ...>")]
+        pending[pid] = (rest.split("(", 1)[0], line)
         continue
-    r = re.match(r"<\.\.\. (\w+) resumed>(.*)", rest)
+    r = re.match(r"<\.\.\. (\w+) resumed>", rest)
     if r:
-        rest = pending.pop(pid, r.group(1) + "(") + r.group(2)
-    name = rest.split("(", 1)[0]
-    calls.setdefault(pid, []).append((name, rest))
-def first_arg(line):
-    a = line.split("(", 1)[1] if "(" in line else ""
+        name, head = pending.pop(pid, (r.group(1), None))
+        calls.setdefault(pid, []).append((name, [l for l in (head, line) if l]))
+        continue
+    calls.setdefault(pid, []).append((rest.split("(", 1)[0], [line]))
+
+def first_arg(lines):
+    text = lines[0].split(None, 1)[1] if lines else ""
+    a = text.split("(", 1)[1] if "(" in text else ""
     return re.sub(r"<.*", "", re.split(r"[,)]", a, maxsplit=1)[0]).strip()
 
-# Pair each pid's steps with its strace lines from the end backwards: the
+# Pair each pid's steps with its strace calls from the end backwards: the
 # runtime's start-up calls come before the first step, never after the last.
 match = {}
 by_pid = {}
@@ -62,13 +71,17 @@ for pid, mine in by_pid.items():
         k = next((k for k in range(cur - 1, -1, -1)
                   if lst[k][0] == s["syscall"] and (fd is None or first_arg(lst[k][1]) == fd)), None)
         if k is not None:
-            match[s["seq"]] = f"[{pid}] {lst[k][1]}"
+            match[s["seq"]] = lst[k][1]
             cur = k
-width = 70
-print(f"{'ipclab printed':<{width}} | strace -f -yy saw")
-print("-" * width + "-+-" + "-" * width)
+# Stacked, not in columns: neither line is ever cut.
 for s in sorted(steps, key=lambda s: s["seq"]):
-    mine = f"[{s['pid']}] {s['syscall']}({', '.join(s['args'])}) = " + (
-        "?" if s["ret"] is None else f"{s['ret']}" + (f" {s['errno']}" if s["errno"] else ""))
-    print(f"{mine[:width]:<{width}} | {match.get(s['seq'], '(no matching strace line!)')}")
+    ret = "?" if s["ret"] is None else str(s["ret"])
+    if s["errno"]:
+        ret += " " + s["errno"]
+    print(f"#{s['seq']:<4} ipclab  [pid {s['pid']}] {s['syscall']}({', '.join(s['args'])}) = {ret}")
+    lines = match.get(s["seq"])
+    if not lines:
+        print("      strace  (no matching strace line!)")
+    for i, l in enumerate(lines or []):
+        print(f"      {'strace' if i == 0 else '      '}  {l}")
 PY

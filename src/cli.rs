@@ -102,8 +102,15 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff) to stdout
-    Man,
+    /// Print a man page (roff) to stdout, or install them all
+    Man {
+        /// Write every page (ipclab.1, ipclab-tour.1, ipclab-tcp-server.1…)
+        /// into DIR/man1, then run e.g. `MANPATH=DIR: man ipclab-tcp`
+        #[arg(long, value_name = "DIR")]
+        install: Option<PathBuf>,
+        /// The command whose page to print (`ipclab man tcp server`)
+        command: Vec<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -239,7 +246,8 @@ pub enum ServerModel {
 pub enum TcpAction {
     /// Echo server: socket, setsockopt, bind, listen, accept, recv, send, close
     Server {
-        /// Address and port to listen on (port 0: the kernel picks one)
+        /// Address and port to listen on (PORT or :PORT alone: every IPv4
+        /// address, as socat and ncat take it; port 0: the kernel picks one)
         #[arg(long, default_value = "0.0.0.0:8989", value_name = "ADDR:PORT")]
         listen: String,
         /// Length of the queue of connections not yet accepted
@@ -294,7 +302,8 @@ pub struct UdpArgs {
 pub enum UdpAction {
     /// Echo server: socket, bind, then recvfrom and sendto until "q"
     Server {
-        /// Address and port to bind (port 0: the kernel picks one)
+        /// Address and port to bind (PORT or :PORT alone: every IPv4 address;
+        /// port 0: the kernel picks one)
         #[arg(long, default_value = "0.0.0.0:8989", value_name = "ADDR:PORT")]
         listen: String,
         /// Drop every Nth reply on purpose, to show loss

@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod error;
 pub mod lab;
+pub mod man;
 #[allow(unsafe_code)]
 pub mod os;
 pub mod packet;

@@ -19,7 +19,10 @@ fn main() -> ExitCode {
         Err(e) => return usage_error(e),
     };
     let g = &cli.global;
-    let is_tool = matches!(cli.command, Command::Completions { .. } | Command::Man);
+    let is_tool = matches!(
+        cli.command,
+        Command::Completions { .. } | Command::Man { .. }
+    );
     if is_tool
         && (g.fds
             || g.step
@@ -66,16 +69,7 @@ fn main() -> ExitCode {
             clap_complete::generate(shell, &mut Cli::command(), "ipclab", &mut std::io::stdout());
             return ExitCode::SUCCESS;
         }
-        Command::Man => {
-            return match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("{}", one_line(&format!("ipclab: {e}")));
-                    ExitCode::FAILURE
-                }
-            };
-        }
+        Command::Man { install, command } => return man_command(install.as_deref(), &command),
         _ => {}
     }
     // Bad input is refused before the first syscall step.
@@ -106,6 +100,49 @@ fn main() -> ExitCode {
 
 /// A validated command, ready to run.
 type Job = Box<dyn FnOnce(&mut Recorder) -> Result<()>>;
+
+/// `ipclab man [--install DIR] [COMMAND…]`.
+fn man_command(install: Option<&std::path::Path>, command: &[String]) -> ExitCode {
+    use std::io::Write;
+    if let Some(dir) = install {
+        return match ipclab::man::install(dir) {
+            Ok(paths) => {
+                println!(
+                    "{} pages written to {}; read them with: MANPATH={}: man ipclab",
+                    paths.len(),
+                    dir.join("man1").display(),
+                    dir.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!(
+                    "{}",
+                    one_line(&format!("ipclab: man --install {}: {e}", dir.display()))
+                );
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let Some(page) = ipclab::man::page(command) else {
+        eprintln!(
+            "{}",
+            one_line(&format!(
+                "ipclab: no man page for `ipclab {}`; try `ipclab man` or `ipclab man tcp server`",
+                command.join(" ")
+            ))
+        );
+        return ExitCode::from(2);
+    };
+    match std::io::stdout().write_all(&page) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{}", one_line(&format!("ipclab: {e}")));
+            ExitCode::FAILURE
+        }
+    }
+}
 
 /// The exit status: 0, 1 (the experiment failed, or stdout could not be
 /// written), 2 (bad usage), 128+N (a stop signal ended the run after its
@@ -207,7 +244,7 @@ fn plan(command: Command) -> Result<Job> {
             }
             Ok(Box::new(move |r| lab::errata::run(r, name.as_deref())))
         }
-        Command::Completions { .. } | Command::Man => Ok(Box::new(|_| Ok(()))),
+        Command::Completions { .. } | Command::Man { .. } => Ok(Box::new(|_| Ok(()))),
     }
 }
 
@@ -219,13 +256,19 @@ fn model(m: ServerModel) -> tcp::Model {
     }
 }
 
-fn messages(send: &[String], allow_empty: bool) -> Result<Option<Vec<Vec<u8>>>> {
+fn messages(send: &[String], udp: bool) -> Result<Option<Vec<Vec<u8>>>> {
     if send.is_empty() {
         return Ok(None);
     }
     let list = send
         .iter()
-        .map(|m| repeater::check_message(m, allow_empty))
+        .map(|m| {
+            if udp {
+                repeater::check_datagram(m)
+            } else {
+                repeater::check_message(m, false)
+            }
+        })
         .collect::<Result<Vec<_>>>()?;
     Ok(Some(list))
 }

@@ -54,6 +54,13 @@ pub fn parse_addr(value: &str, option: &str) -> Result<SocketAddr> {
     if let Ok(a) = value.parse::<SocketAddr>() {
         return Ok(a);
     }
+    // `8989` or `:8989`, as socat and ncat take a port: every IPv4 address.
+    // Only where the address is one to listen on.
+    if option == "--listen" {
+        if let Ok(port) = value.strip_prefix(':').unwrap_or(value).parse::<u16>() {
+            return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port));
+        }
+    }
     // No resolver on the traced path: "localhost" is the one name accepted.
     let (host, port) = value.rsplit_once(':').ok_or_else(bad)?;
     let port: u16 = port.parse().map_err(|_| bad())?;
@@ -71,7 +78,11 @@ pub fn family(addr: &SocketAddr) -> i32 {
     }
 }
 
-/// Checks a message given with `--send` for a TCP or UDP client.
+/// The largest UDP payload over IPv4: 65535 minus the IPv4 and UDP headers.
+pub const MAX_UDP: usize = 65507;
+
+/// Checks a message given with `--send` for the TCP client (1 to 1024
+/// bytes, what the seed's server reads per recv()).
 pub fn check_message(msg: &str, allow_empty: bool) -> Result<Vec<u8>> {
     if msg.is_empty() && !allow_empty {
         return Err(Error::usage(
@@ -81,6 +92,20 @@ pub fn check_message(msg: &str, allow_empty: bool) -> Result<Vec<u8>> {
     if msg.len() > RECV_SIZE {
         return Err(Error::usage(format!(
             "--send message is {} bytes; at most {RECV_SIZE} (the server reads {RECV_SIZE} bytes per recv(), as in the seed)",
+            msg.len()
+        )));
+    }
+    Ok(msg.as_bytes().to_vec())
+}
+
+/// Checks a datagram given with `--send` for the UDP client: 0 to 65507
+/// bytes, the most one UDP datagram over IPv4 carries (a larger one is
+/// refused here; 65507 bytes reach the server, whose reply, prefix added,
+/// the kernel then refuses with EMSGSIZE — the lesson).
+pub fn check_datagram(msg: &str) -> Result<Vec<u8>> {
+    if msg.len() > MAX_UDP {
+        return Err(Error::usage(format!(
+            "--send datagram is {} bytes; at most {MAX_UDP} (65535 minus the IPv4 and UDP headers)",
             msg.len()
         )));
     }
@@ -126,6 +151,10 @@ mod tests {
         assert!(e.to_string().contains("\"1.2.3.4:99999\""), "{e}");
         assert_eq!(e.exit_code(), 2);
         assert!(parse_addr("example.org:80", "--connect").is_err());
+        let any: SocketAddr = "0.0.0.0:8989".parse().expect("valid");
+        assert_eq!(parse_addr("8989", "--listen").ok(), Some(any));
+        assert_eq!(parse_addr(":8989", "--listen").ok(), Some(any));
+        assert!(parse_addr("8989", "--connect").is_err());
     }
 
     #[test]

@@ -240,3 +240,152 @@ fn man_and_completions_take_no_trace_options() {
         assert_eq!(r.stderr.lines().count(), 1);
     }
 }
+
+/// Issue 8 §5: a port alone means every address, as socat and ncat take it;
+/// the UDP client sends up to 65507 bytes, so the EMSGSIZE lesson needs no
+/// other program.
+#[test]
+fn endpoints_as_socat_users_write_them() {
+    let mut cmd = ipclab();
+    cmd.args(["--format", "json", "udp", "server", "--listen", ":0"]);
+    let srv = spawn_cmd(&mut cmd);
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &srv.pid().to_string()])
+        .status();
+    let r = srv.wait_timeout(LIMIT);
+    let bind = r
+        .lab_steps()
+        .into_iter()
+        .find(|s| s["syscall"] == "bind")
+        .expect("bind");
+    assert!(
+        bind["args"][1]
+            .as_str()
+            .unwrap_or("")
+            .contains("inet_addr(\"0.0.0.0\")"),
+        "{bind}"
+    );
+
+    let mut cmd = ipclab();
+    cmd.args([
+        "--format",
+        "json",
+        "udp",
+        "server",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    let mut srv = crate::util::spawn_cmd(&mut cmd);
+    let out = srv
+        .child
+        .as_mut()
+        .and_then(|c| c.stdout.take())
+        .expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let port = loop {
+        let l = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("getsockname");
+        if l.contains("\"getsockname\"") {
+            let v: serde_json::Value = serde_json::from_str(&l).expect("json");
+            break crate::tcp::parse_sockaddr(v["args"][1].as_str().expect("addr")).port();
+        }
+    };
+    let big = "x".repeat(65507);
+    let target = format!("127.0.0.1:{port}");
+    let c = run(
+        &[
+            "udp",
+            "client",
+            "--connect",
+            &target,
+            "--send",
+            &big,
+            "--timeout",
+            "0.3",
+        ],
+        LIMIT,
+    );
+    assert!(
+        !c.stderr.contains("at most"),
+        "65507 bytes are accepted: {}",
+        c.stderr
+    );
+    let too_big = "x".repeat(65508);
+    let c = run(
+        &["udp", "client", "--connect", &target, "--send", &too_big],
+        LIMIT,
+    );
+    assert_eq!(c.code(), Some(2));
+    let _ = run(
+        &["udp", "client", "--connect", &target, "--send", "q"],
+        LIMIT,
+    );
+    let _ = srv.child.as_mut().map(|c| c.wait());
+    let lines: Vec<String> = rx.try_iter().collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("\"sendto\"") && l.contains("\"EMSGSIZE\"")),
+        "the server's reply, prefix + 65507 bytes, refused with EMSGSIZE"
+    );
+}
+
+/// Issue 8 §1: one man page per command, with the sections a man reader
+/// expects, and `man -l` renders each without a warning.
+#[test]
+fn man_pages_for_every_command_render_cleanly() {
+    let dir = TempDir::new("man");
+    let r = run(
+        &["man", "--install", dir.path().to_str().expect("utf-8")],
+        LIMIT,
+    );
+    r.assert_ok();
+    let man1 = dir.path().join("man1");
+    let pages: Vec<_> = std::fs::read_dir(&man1)
+        .expect("man1")
+        .filter_map(|e| e.ok())
+        .collect();
+    assert!(pages.len() >= 15, "{} pages", pages.len());
+    for name in [
+        "ipclab.1",
+        "ipclab-tour.1",
+        "ipclab-tcp-server.1",
+        "ipclab-errata.1",
+    ] {
+        let text = std::fs::read_to_string(man1.join(name)).expect(name);
+        for section in ["EXIT STATUS", "SEE ALSO"] {
+            assert!(text.contains(section), "{name}: {section}");
+        }
+    }
+    let main = std::fs::read_to_string(man1.join("ipclab.1")).expect("main page");
+    assert!(main.contains("ENVIRONMENT") && main.contains("NO_COLOR") && main.contains("EXAMPLES"));
+    let r = run(&["man", "tcp", "server"], LIMIT);
+    r.assert_ok();
+    assert!(r.stdout.contains("ipclab-tcp-server"));
+    if !crate::util::have_tool("man") {
+        crate::util::skip(
+            "man_pages_for_every_command_render_cleanly",
+            "needs man (man-db) to render",
+        );
+        return;
+    }
+    for e in pages {
+        let out = std::process::Command::new("man")
+            .args(["--warnings", "-l"])
+            .arg(e.path())
+            .env("MANWIDTH", "80")
+            .output()
+            .expect("man");
+        assert!(out.status.success(), "{:?}", e.path());
+        let warn = String::from_utf8_lossy(&out.stderr);
+        assert!(warn.trim().is_empty(), "{:?}: {warn}", e.path());
+    }
+}
