@@ -140,9 +140,9 @@ pub struct PipeArgs {
 pub struct PingArgs {
     /// Address (127.0.0.1, ::1) or name to ping
     pub host: String,
-    /// Stop after N echo requests
-    #[arg(short = 'c', default_value_t = 4, value_name = "N")]
-    pub count: u32,
+    /// Stop after N echo requests (without -c: until Ctrl-C or -w)
+    #[arg(short = 'c', value_name = "N")]
+    pub count: Option<u32>,
     /// Seconds between requests (0.01 to 60)
     #[arg(short = 'i', default_value_t = 1.0, value_name = "SECS")]
     pub interval: f64,
@@ -155,6 +155,30 @@ pub struct PingArgs {
     /// Seconds to wait for each reply (0.001 to 60)
     #[arg(short = 'W', default_value_t = 2.0, value_name = "SECS")]
     pub timeout: f64,
+    /// Stop after SECS seconds, whatever was sent or received
+    #[arg(short = 'w', value_name = "SECS")]
+    pub deadline: Option<f64>,
+    /// Quiet: only the first line and the statistics
+    #[arg(short = 'q')]
+    pub quiet: bool,
+    /// Numeric: addresses only, never the name given
+    #[arg(short = 'n')]
+    pub numeric: bool,
+    /// Each reply line starts with its time (seconds since 1970)
+    #[arg(short = 'D')]
+    pub print_time: bool,
+    /// Say when a request is still unanswered as the next one goes out
+    #[arg(short = 'O')]
+    pub outstanding: bool,
+    /// Fill the data with these bytes (up to 16, in hex), e.g. -p ff
+    #[arg(short = 'p', value_name = "PATTERN")]
+    pub pattern: Option<String>,
+    /// Send through this interface (or from this source address)
+    #[arg(short = 'I', value_name = "IFACE")]
+    pub iface: Option<String>,
+    /// Flood: the next request as soon as the last is answered (root only)
+    #[arg(short = 'f')]
+    pub flood: bool,
     /// IPv4 only
     #[arg(short = '4', conflicts_with = "ipv6")]
     pub ipv4: bool,

@@ -223,7 +223,24 @@ fn plan(command: Command) -> Result<Job> {
                 _ => None,
             };
             let mut cfg = ping::PingConfig::new(
-                &a.host, family, a.count, a.interval, a.size, a.ttl, a.timeout, a.dgram,
+                &a.host,
+                &ping::PingOptions {
+                    family,
+                    count: a.count,
+                    interval: a.interval,
+                    size: a.size,
+                    ttl: a.ttl,
+                    timeout: a.timeout,
+                    dgram: a.dgram,
+                    deadline: a.deadline,
+                    quiet: a.quiet,
+                    numeric: a.numeric,
+                    print_time: a.print_time,
+                    outstanding: a.outstanding,
+                    pattern: a.pattern.clone(),
+                    iface: a.iface.clone(),
+                    flood: a.flood,
+                },
             )?;
             cfg.kernel_filter = !a.no_filter;
             single("ping", move |r| ping::run(r, &cfg))

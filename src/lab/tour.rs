@@ -38,7 +38,7 @@ fn needs_cap_net_raw() -> Option<String> {
 }
 
 fn ping_loopback(rec: &mut Recorder) -> Result<()> {
-    let mut cfg = ping::PingConfig::new("127.0.0.1", None, 3, 0.2, 56, None, 2.0, false)?;
+    let mut cfg = ping::PingConfig::tour()?;
     // The tour keeps its privileges for the sections after this one;
     // `sudo ipclab ping` shows the drop back to the invoking user.
     cfg.drop_privileges = false;

@@ -293,6 +293,19 @@ fn quoted_echo(icmp: &[u8], request_type: u8) -> Option<(u16, u16)> {
     }
 }
 
+/// Where the request an ICMP error quotes was going: the destination of
+/// the IPv4 or IPv6 header at the start of the error's data.
+pub fn quoted_destination(family: Family, data: &[u8]) -> Option<IpAddr> {
+    match family {
+        Family::V4 => etherparse::Ipv4HeaderSlice::from_slice(data)
+            .ok()
+            .map(|h| IpAddr::V4(h.destination_addr())),
+        Family::V6 => etherparse::Ipv6HeaderSlice::from_slice(data)
+            .ok()
+            .map(|h| IpAddr::V6(h.destination_addr())),
+    }
+}
+
 /// What iputils ping prints for an ICMP error's type and code.
 pub fn error_text(family: Family, kind: &Kind) -> String {
     match (family, kind) {
@@ -515,6 +528,11 @@ mod tests {
         assert_eq!(
             error_text(Family::V4, &r.kind),
             "Destination Host Unreachable"
+        );
+        // The quoted request was going to 10.0.0.2.
+        assert_eq!(
+            quoted_destination(Family::V4, r.data),
+            Some("10.0.0.2".parse().expect("valid"))
         );
     }
 

@@ -230,6 +230,7 @@ pub fn socket_option(level: i32, name: i32) -> String {
         (libc::SOL_SOCKET, libc::SO_KEEPALIVE) => "SO_KEEPALIVE",
         (libc::SOL_SOCKET, libc::SO_BROADCAST) => "SO_BROADCAST",
         (libc::SOL_SOCKET, libc::SO_ERROR) => "SO_ERROR",
+        (libc::SOL_SOCKET, libc::SO_BINDTODEVICE) => "SO_BINDTODEVICE",
         (libc::SOL_SOCKET, libc::SO_PEERCRED) => "SO_PEERCRED",
         (libc::IPPROTO_TCP, libc::TCP_SYNCNT) => "TCP_SYNCNT",
         (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT) => "TCP_USER_TIMEOUT",

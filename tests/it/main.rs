@@ -11,6 +11,7 @@ mod fifo;
 mod golden;
 mod habits;
 mod ping;
+mod ping_iputils;
 mod pipe;
 mod readme;
 mod signals;

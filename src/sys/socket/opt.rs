@@ -146,3 +146,49 @@ pub fn getsockopt_int(
         )
     })
 }
+
+/// Corresponds to `setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, name, len)`:
+/// the socket sends and receives through interface `name` only (ping -I).
+///
+/// # Errors
+/// `ENODEV` (no such interface), `EPERM` (needs CAP_NET_RAW).
+pub fn setsockopt_device(
+    rec: &mut Recorder,
+    fd: BorrowedFd<'_>,
+    name: &str,
+) -> Result<(), SysError> {
+    let raw = fd.as_raw_fd();
+    // The name with its NUL, as iputils passes it.
+    let mut bytes = name.as_bytes().to_vec();
+    bytes.push(0);
+    let len = bytes.len() as libc::socklen_t;
+    rec.call(
+        Call::new("setsockopt"),
+        || {
+            // SAFETY: `bytes` is a live buffer of `len` bytes the kernel only reads.
+            let r = unsafe {
+                libc::setsockopt(
+                    raw,
+                    libc::SOL_SOCKET,
+                    libc::SO_BINDTODEVICE,
+                    bytes.as_ptr().cast(),
+                    len,
+                )
+            };
+            Errno::result(r).map(drop)
+        },
+        |_| {
+            Shown::new(
+                vec![
+                    raw.to_string(),
+                    "SOL_SOCKET".into(),
+                    "SO_BINDTODEVICE".into(),
+                    names::quote(&bytes),
+                    len.to_string(),
+                ],
+                0,
+                format!("bound to interface {name}"),
+            )
+        },
+    )
+}
