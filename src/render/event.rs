@@ -34,6 +34,9 @@ pub struct Step {
     pub outcome: Outcome,
     /// strace's annotation after the return value, e.g. `(Timeout)` for poll.
     pub ret_note: Option<String>,
+    /// The return value is an address, printed in hex (`mmap`'s `0x7f…`);
+    /// JSON still gives it as a number.
+    pub ret_hex: bool,
     pub elapsed: Duration,
     /// When the call started, since the recorder was created (the run's start;
     /// forked children inherit it, CLOCK_MONOTONIC being system-wide).
@@ -61,6 +64,17 @@ pub struct FdEntry {
     pub target: String,
     /// A human description, e.g. `pipe:[1234] (read end)`.
     pub desc: String,
+}
+
+/// One shared-memory mapping of a process, as `--fds` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapEntry {
+    /// `start-end` in hex, as /proc/PID/maps shows it.
+    pub range: String,
+    /// `rw-s`: the `s` is MAP_SHARED.
+    pub perms: String,
+    /// `/dev/shm/NAME`, `/memfd:NAME`, with ` (deleted)` once unlinked.
+    pub path: String,
 }
 
 /// One row of the closing summary table.
@@ -97,6 +111,8 @@ pub enum Event<'a> {
         pid: i32,
         seq: u64,
         entries: &'a [FdEntry],
+        /// Shared-memory mappings (/dev/shm objects, memfds), if any.
+        maps: &'a [MapEntry],
     },
     Summary {
         rows: &'a [SummaryRow],

@@ -67,12 +67,19 @@ impl Human {
                     self.paint(BOLD, title)
                 )
             }
-            Event::Fds { pid, entries, .. } => {
+            Event::Fds {
+                pid, entries, maps, ..
+            } => {
                 let indent = " ".repeat(format!("[pid {pid}] ").len());
                 let head = self.paint(DIM, &format!("{indent}fds of pid {pid}:"));
                 let mut s = format!("{head}\n");
                 for e in entries.iter() {
                     s.push_str(&self.paint(DIM, &format!("{indent}  {:>3}  {}", e.fd, e.desc)));
+                    s.push('\n');
+                }
+                for m in maps.iter() {
+                    let line = format!("{indent}  map  {} {} {}", m.range, m.perms, m.path);
+                    s.push_str(&self.paint(DIM, &line));
                     s.push('\n');
                 }
                 s
@@ -106,6 +113,7 @@ impl Human {
         let prefix = format!("[pid {}] ", step.pid);
         let indent = " ".repeat(prefix.len());
         let ret = match step.outcome {
+            Outcome::Ret(v) if step.ret_hex => format!("{v:#x}"),
             Outcome::Ret(v) => v.to_string(),
             Outcome::Err(e) => {
                 self.paint(RED, &format!("-1 {} ({})", errno_name(e), errno_text(e)))
@@ -155,6 +163,7 @@ mod tests {
             args: vec!["[3, 4]".into(), "0".into()],
             outcome,
             ret_note: None,
+            ret_hex: false,
             elapsed: Duration::from_micros(12),
             at: Duration::from_micros(345),
             note: "fd 3 reads, fd 4 writes".into(),

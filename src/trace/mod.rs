@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use crate::error::SysError;
 pub use crate::os::Counters;
-pub use crate::render::event::{Event, FdEntry, Outcome, Step, SummaryRow};
+pub use crate::render::event::{Event, FdEntry, MapEntry, Outcome, Step, SummaryRow};
 use crate::render::{Output, RenderOptions};
 
 /// How a run is shown; built from the global CLI flags.
@@ -40,7 +40,8 @@ pub struct Call {
     /// Whether the waiting marker is always shown, or only when the lab said
     /// (with [`Recorder::waiting`]) that this call is expected to wait.
     pub waits_always: bool,
-    /// Whether a successful call opens or closes a descriptor (`--fds`).
+    /// Whether a successful call opens or closes a descriptor, or maps or
+    /// unmaps shared memory (`--fds` then shows the table).
     pub changes_fds: bool,
 }
 
@@ -99,6 +100,8 @@ pub struct Shown {
     pub ret_note: Option<String>,
     /// The default note; a lab's [`Recorder::note`] replaces it on success.
     pub note: String,
+    /// The return value is an address, which strace prints in hex (mmap).
+    pub hex: bool,
 }
 
 impl Shown {
@@ -108,7 +111,14 @@ impl Shown {
             ret,
             ret_note: None,
             note: note.into(),
+            hex: false,
         }
+    }
+
+    /// The return value is an address: shown in hex, as strace shows it.
+    pub fn hex(mut self) -> Self {
+        self.hex = true;
+        self
     }
 
     pub fn ret_note(mut self, n: impl Into<String>) -> Self {
@@ -369,14 +379,16 @@ impl Recorder {
         self.out.emit(&Event::Summary { rows });
     }
 
-    /// Prints this process's descriptor table.
+    /// Prints this process's descriptor table, and its shared-memory mappings.
     pub fn show_fds(&mut self) {
         let entries = fds::table();
+        let maps = fds::shared_maps();
         let seq = self.counters.seq.load(std::sync::atomic::Ordering::Relaxed);
         self.out.emit(&Event::Fds {
             pid: self.pid,
             seq,
             entries: &entries,
+            maps: &maps,
         });
     }
 
@@ -464,6 +476,7 @@ impl Recorder {
             args: shown.args,
             outcome,
             ret_note: shown.ret_note,
+            ret_hex: shown.hex,
             elapsed,
             at: start.saturating_duration_since(self.origin),
             note,
