@@ -11,6 +11,7 @@
 
 pub mod creds;
 pub mod file;
+pub mod mem;
 pub mod poll;
 pub mod process;
 pub mod raw;

@@ -212,6 +212,7 @@ pub fn socket_option(level: i32, name: i32) -> String {
         // y2038-safe one is SO_TIMESTAMPNS_NEW); glibc's is the old one on 64-bit.
         (libc::SOL_SOCKET, libc::SO_TIMESTAMPNS) => "SO_TIMESTAMPNS_OLD",
         (libc::SOL_SOCKET, libc::SO_ATTACH_FILTER) => "SO_ATTACH_FILTER",
+        (libc::SOL_SOCKET, libc::SO_PEERCRED) => "SO_PEERCRED",
         (libc::IPPROTO_TCP, libc::TCP_NODELAY) => "TCP_NODELAY",
         (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) => "IPV6_V6ONLY",
         (libc::IPPROTO_IP, libc::IP_TTL) => "IP_TTL",
@@ -242,6 +243,8 @@ pub fn msg_flags(fl: i32) -> String {
         (libc::MSG_WAITALL as i64, "MSG_WAITALL"),
         (libc::MSG_NOSIGNAL as i64, "MSG_NOSIGNAL"),
         (libc::MSG_MORE as i64, "MSG_MORE"),
+        (libc::MSG_CTRUNC as i64, "MSG_CTRUNC"),
+        (libc::MSG_CMSG_CLOEXEC as i64, "MSG_CMSG_CLOEXEC"),
     ];
     flags(i64::from(fl), T, "0")
 }
