@@ -163,13 +163,10 @@ fn open_fifo(rec: &mut Recorder, path: &Path, write: bool, waits: &'static str) 
 }
 
 fn fresh_dir(rec: &mut Recorder, created: &mut Created) -> Result<PathBuf> {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let dir = std::env::temp_dir().join(format!("ipclab-{}-{nanos:08x}", std::process::id()));
-    file::mkdir(rec, &dir, 0o700)?;
-    created.dir = Some(Made::look(rec, &dir, "directory")?);
-    Ok(dir)
+    let dir = Made::fresh_dir(rec)?;
+    let path = dir.path.clone();
+    created.dir = Some(dir);
+    Ok(path)
 }
 
 fn demo(rec: &mut Recorder, path: Option<&Path>, msg: &[u8]) -> Result<()> {

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::Result;
+use crate::error::{Result, SysError};
 use crate::sys::file;
 use crate::trace::Recorder;
 
@@ -14,6 +14,8 @@ pub struct Made {
     pub path: PathBuf,
     pub dev: u64,
     pub ino: u64,
+    /// Type and permission bits when it was made (`st_mode`).
+    pub mode: u32,
 }
 
 impl Made {
@@ -27,13 +29,42 @@ impl Made {
             path: path.to_path_buf(),
             dev: st.st_dev,
             ino: st.st_ino,
+            mode: st.st_mode,
         })
+    }
+
+    /// Makes a fresh private directory (mode 0700) under $TMPDIR, named
+    /// after this process and the clock, and records it.
+    pub fn fresh_dir(rec: &mut Recorder) -> Result<Made> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let dir = std::env::temp_dir().join(format!("ipclab-{}-{nanos:08x}", std::process::id()));
+        file::mkdir(rec, &dir, 0o700)?;
+        Made::look(rec, &dir, "directory")
     }
 
     /// Removes the path if it is still what this run made (`rmdir` for a
     /// directory, `unlink` otherwise, with `note`); else says what is there
     /// and leaves it.
     pub fn remove(self, rec: &mut Recorder, dir: bool, note: &str) {
+        self.remove_with(rec, note, |rec, path| {
+            if dir {
+                file::rmdir(rec, path)
+            } else {
+                file::unlink(rec, path)
+            }
+        });
+    }
+
+    /// As [`remove`](Self::remove), with the call that removes it given
+    /// (`shm_unlink` for a shared-memory object, say).
+    pub fn remove_with(
+        self,
+        rec: &mut Recorder,
+        note: &str,
+        remove: impl FnOnce(&mut Recorder, &Path) -> Result<(), SysError>,
+    ) {
         let shown = crate::trace::names::printable(self.path.as_os_str().as_encoded_bytes());
         rec.note(
             "same device and inode as when ipclab made it: still ipclab's own, so it may go \
@@ -42,11 +73,7 @@ impl Made {
         match file::lstat(rec, &self.path) {
             Ok(st) if st.st_dev == self.dev && st.st_ino == self.ino => {
                 rec.note(note);
-                let _ = if dir {
-                    file::rmdir(rec, &self.path)
-                } else {
-                    file::unlink(rec, &self.path)
-                };
+                let _ = remove(rec, &self.path);
             }
             Ok(st) => rec.message(format!(
                 "{shown} is now {} (inode {}) that ipclab did not make: left in place. \
