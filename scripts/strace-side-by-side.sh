@@ -67,8 +67,13 @@ for pid, mine in by_pid.items():
 width = 70
 print(f"{'ipclab printed':<{width}} | strace -f -yy saw")
 print("-" * width + "-+-" + "-" * width)
+def ret(s):
+    if s["ret"] is None:
+        return "?"
+    if s["syscall"] == "mmap" and s["ret"] > 0:  # an address: hex, as strace prints it
+        return hex(s["ret"])
+    return f"{s['ret']}" + (f" {s['errno']}" if s["errno"] else "")
 for s in sorted(steps, key=lambda s: s["seq"]):
-    mine = f"[{s['pid']}] {s['syscall']}({', '.join(s['args'])}) = " + (
-        "?" if s["ret"] is None else f"{s['ret']}" + (f" {s['errno']}" if s["errno"] else ""))
+    mine = f"[{s['pid']}] {s['syscall']}({', '.join(s['args'])}) = " + ret(s)
     print(f"{mine[:width]:<{width}} | {match.get(s['seq'], '(no matching strace line!)')}")
 PY
