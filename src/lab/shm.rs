@@ -154,9 +154,6 @@ fn map_object(rec: &mut Recorder, cfg: &ShmConfig, object: &mut Option<Object>) 
     } else {
         let name = cfg.name.clone().unwrap_or_else(fresh_name);
         let path = mem::shm_path(&name);
-        rec.note_err(format!(
-            "{path} exists already: with O_EXCL the kernel refuses to open it, so what is there stays untouched"
-        ));
         let fd = match mem::shm_open(rec, &name) {
             Ok(fd) => fd,
             Err(e) if e.errno == Errno::EEXIST => {
@@ -300,9 +297,6 @@ fn wait_for_word(rec: &mut Recorder, map: &Mapping) -> Result<()> {
         }
         rec.waiting("the word is still 0: the parent sleeps until the child's FUTEX_WAKE");
         rec.note("woken by the child's FUTEX_WAKE: the word is 1, the message is in place");
-        rec.note_err(
-            "EAGAIN: the word was no longer 0 when the kernel looked — the child had already written, so there is nothing to wait for (this is why FUTEX_WAIT takes the value expected)",
-        );
         // The first wait asks for the whole limit (a round number to read);
         // a later one, after a spurious wake, for what is left of it.
         let left = if std::mem::take(&mut first) {

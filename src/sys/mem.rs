@@ -77,7 +77,7 @@ pub fn shm_open(rec: &mut Recorder, name: &str) -> Result<OwnedFd, SysError> {
         },
         |r| {
             let ret = r.as_ref().map_or(-1, |fd| i64::from(fd.as_raw_fd()));
-            Shown::new(
+            let mut shown = Shown::new(
                 vec![
                     "AT_FDCWD".into(),
                     quote_path(&path),
@@ -86,7 +86,13 @@ pub fn shm_open(rec: &mut Recorder, name: &str) -> Result<OwnedFd, SysError> {
                 ],
                 ret,
                 format!("a new shared-memory object as fd {ret}: a file in the tmpfs at {SHM_DIR}, 0 bytes long"),
-            )
+            );
+            if matches!(r, Err(Errno::EEXIST)) {
+                shown = shown.err_note(format!(
+                    "{path} exists already (a file, or a symlink: O_CREAT|O_EXCL never follows one): the kernel refuses to open it, so what is there stays untouched"
+                ));
+            }
+            shown
         },
     )
 }
@@ -374,8 +380,8 @@ pub fn futex_wait(
             };
             Errno::result(r).map(drop)
         },
-        |_| {
-            Shown::new(
+        |r| {
+            let shown = Shown::new(
                 vec![
                     format!("{addr:#x}"),
                     "FUTEX_WAIT".into(),
@@ -384,7 +390,14 @@ pub fn futex_wait(
                 ],
                 0,
                 "woken by a FUTEX_WAKE on this word",
-            )
+            );
+            match r {
+                Err(Errno::EAGAIN) => shown.err_note(format!(
+                    "the word no longer held {expected} when the kernel looked: the other side had already changed it, so there is nothing to wait for (this is why FUTEX_WAIT takes the value expected)"
+                )),
+                Err(Errno::ETIMEDOUT) => shown.err_note("no FUTEX_WAKE came before the timeout"),
+                _ => shown,
+            }
         },
     )
 }

@@ -100,6 +100,10 @@ pub struct Shown {
     pub ret_note: Option<String>,
     /// The default note; a lab's [`Recorder::note`] replaces it on success.
     pub note: String,
+    /// The note on failure, when the wrapper knows this errno better than
+    /// the generic table (`trace::explain`); a lab's [`Recorder::note_err`]
+    /// still comes first.
+    pub err_note: Option<String>,
     /// The return value is an address, which strace prints in hex (mmap).
     pub hex: bool,
 }
@@ -111,8 +115,15 @@ impl Shown {
             ret,
             ret_note: None,
             note: note.into(),
+            err_note: None,
             hex: false,
         }
+    }
+
+    /// The note shown if the call failed (the wrapper's, for this errno).
+    pub fn err_note(mut self, n: impl Into<String>) -> Self {
+        self.err_note = Some(n.into());
+        self
     }
 
     /// The return value is an address: shown in hex, as strace shows it.
@@ -464,6 +475,7 @@ impl Recorder {
             Outcome::Err(e) => self
                 .pending_err_note
                 .take()
+                .or(shown.err_note)
                 .unwrap_or_else(|| explain::errno(call.name, e)),
             _ => self.pending_note.take().unwrap_or(shown.note),
         };

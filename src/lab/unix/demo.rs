@@ -177,7 +177,7 @@ fn datagram_server(rec: &mut Recorder, srv: &OwnedFd) -> Result<()> {
             continue;
         }
         reply_into(&mut reply, SEED_PREFIX.as_bytes(), msg);
-        rec.note_err("the client's receive queue is full (MSG_DONTWAIT): the reply is dropped");
+        rec.note_err("the reply cannot be delivered (the client's queue is full, or the client is gone): it is dropped, and the server goes on");
         match unix::sendto(rec, srv.as_fd(), &reply, libc::MSG_DONTWAIT, &from) {
             Ok(_) => {}
             Err(e) if e.errno == Errno::EAGAIN || e.errno == Errno::ECONNREFUSED => {}

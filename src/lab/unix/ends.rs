@@ -116,9 +116,14 @@ fn a_socket_there(rec: &mut Recorder, p: &Path) -> Result<()> {
     match file::lstat(rec, p) {
         Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFSOCK => Ok(()),
         Ok(st) => Err(Error::usage(format!(
-            "{} is {}, not a socket file; ipclab never follows a symbolic link — give the socket's own path",
+            "{} is {}, not a socket file{} — give the socket's own path",
             p.display(),
-            file::kind_text(st.st_mode)
+            file::kind_text(st.st_mode),
+            if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+                "; ipclab never follows a symbolic link (connect() would)"
+            } else {
+                ""
+            }
         ))),
         Err(e) if e.errno == Errno::ENOENT => Err(Error::SysHint(
             e,

@@ -230,12 +230,20 @@ pub fn connect(rec: &mut Recorder, fd: BorrowedFd<'_>, addr: &UnixAddr) -> Resul
             let rc = unsafe { libc::connect(raw, std::ptr::from_ref(&sa).cast(), len) };
             Errno::result(rc).map(drop)
         },
-        |_| {
-            Shown::new(
+        |r| {
+            let shown = Shown::new(
                 vec![raw.to_string(), addr.notation(), len.to_string()],
                 0,
                 format!("connected to {}", addr.shown()),
-            )
+            );
+            match r {
+                Err(Errno::ECONNREFUSED) => shown.err_note(
+                    "nobody listens on this name: a socket file whose socket is gone (stale), or a socket that does not listen",
+                ),
+                Err(Errno::ENOENT) => shown.err_note("no socket file at that path"),
+                Err(Errno::EACCES) => shown.err_note("connect() needs write permission on the socket file (and search permission on its directories)"),
+                _ => shown,
+            }
         },
     )
 }
