@@ -75,7 +75,12 @@ for pid, mine in by_pid.items():
             cur = k
 # Stacked, not in columns: neither line is ever cut.
 for s in sorted(steps, key=lambda s: s["seq"]):
-    ret = "?" if s["ret"] is None else str(s["ret"])
+    if s["ret"] is None:
+        ret = "?"
+    elif s["syscall"] == "mmap" and s["ret"] > 0:  # an address: hex, as strace prints it
+        ret = hex(s["ret"])
+    else:
+        ret = str(s["ret"])
     if s["errno"]:
         ret += " " + s["errno"]
     print(f"#{s['seq']:<4} ipclab  [pid {s['pid']}] {s['syscall']}({', '.join(s['args'])}) = {ret}")

@@ -87,6 +87,10 @@ pub enum Command {
     Tcp(TcpArgs),
     /// UDP repeater: server, client or demo; no listen, accept or connect
     Udp(UdpArgs),
+    /// Shared memory + fork: the child stores a message, a futex wakes the parent
+    Shm(ShmArgs),
+    /// Unix-domain sockets: demo, server, client, pair, pass-fd, cred
+    Unix(UnixArgs),
     /// ICMP echo over a raw socket, like ping(8) [needs root or CAP_NET_RAW; --dgram does not]
     Ping(PingArgs),
     /// Capture frames with an AF_PACKET socket and decode each [needs root or CAP_NET_RAW]
@@ -134,6 +138,67 @@ pub struct PipeArgs {
     /// Two-way talk needs two pipes, one per direction
     #[arg(long)]
     pub duplex: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShmArgs {
+    /// The message the child stores in the shared page (at most 4087 bytes)
+    #[arg(long, default_value = "hello", value_name = "TEXT")]
+    pub message: String,
+    /// No futex: the parent looks without waiting (the race shared memory must guard against)
+    #[arg(long)]
+    pub no_sync: bool,
+    /// memfd_create instead of shm_open: an object with no name in /dev/shm
+    #[arg(long, conflicts_with = "name")]
+    pub memfd: bool,
+    /// Use /dev/shm/NAME instead of a fresh name (it must not exist yet)
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UnixArgs {
+    #[command(subcommand)]
+    pub action: UnixAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UnixAction {
+    /// Server (parent) and client (child) over a socket in a private directory, then the stale socket file
+    Demo {
+        /// Datagram sockets (SOCK_DGRAM): no listen, accept or connect; the client autobinds
+        #[arg(long)]
+        dgram: bool,
+        /// An abstract name (@ipclab-…) instead of a path: no file at all
+        #[arg(long = "abstract")]
+        abstract_name: bool,
+    },
+    /// Repeater server on the socket PATH (@NAME: an abstract name); "q" from a client stops it
+    Server {
+        /// Where to make the socket file (it must not exist), or @NAME
+        path: PathBuf,
+    },
+    /// Client: connect to PATH (@NAME: abstract), then send and recv per message ("q" quits)
+    Client {
+        /// The server's socket file, or @NAME
+        path: PathBuf,
+        /// Message to send (repeatable); without it, lines are read from stdin
+        #[arg(long, value_name = "MSG")]
+        send: Vec<String>,
+        /// Seconds to wait for each reply before giving up
+        #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+        timeout: f64,
+    },
+    /// socketpair + fork: two-way talk over one pair of descriptors
+    Pair {
+        /// The parent's question to the child
+        #[arg(long, default_value = "hello", value_name = "TEXT")]
+        message: String,
+    },
+    /// The parent opens a file and sends the descriptor to the child (sendmsg, SCM_RIGHTS)
+    PassFd,
+    /// SO_PEERCRED: the server learns the client's pid, uid and gid from the kernel
+    Cred,
 }
 
 #[derive(Debug, Args)]

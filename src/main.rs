@@ -6,10 +6,10 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser};
 
 use ipclab::cli::{
-    Cli, Command, FifoAction, Format, ServerModel, SniffProto, TcpAction, UdpAction,
+    Cli, Command, FifoAction, Format, ServerModel, SniffProto, TcpAction, UdpAction, UnixAction,
 };
 use ipclab::error::{Error, Result};
-use ipclab::lab::{self, fifo, ping, pipe, repeater, sniff, tcp, udp};
+use ipclab::lab::{self, fifo, ping, pipe, repeater, shm, sniff, tcp, udp, unix};
 use ipclab::sys::signal;
 use ipclab::trace::{Recorder, TraceOptions};
 
@@ -212,6 +212,11 @@ fn plan(command: Command) -> Result<Job> {
             };
             single("fifo", move |r| fifo::run(r, &cfg))
         }
+        Command::Shm(a) => {
+            let cfg = shm::ShmConfig::new(&a.message, !a.no_sync, a.memfd, a.name.as_deref())?;
+            single("shm", move |r| shm::run(r, &cfg))
+        }
+        Command::Unix(a) => plan_unix(a.action),
         Command::Tcp(a) => plan_tcp(a.action),
         Command::Udp(a) => plan_udp(a.action),
         Command::Ping(a) => {
@@ -365,6 +370,53 @@ fn plan_udp(action: UdpAction) -> Result<Job> {
         }
         UdpAction::Demo => single("udp demo", udp::demo),
     }
+}
+
+fn plan_unix(action: UnixAction) -> Result<Job> {
+    let (name, cfg) = match action {
+        UnixAction::Demo {
+            dgram,
+            abstract_name,
+        } => {
+            if !abstract_name {
+                unix::check_tmpdir()?;
+            }
+            (
+                "unix demo",
+                unix::UnixConfig::Demo {
+                    dgram,
+                    abstract_name,
+                },
+            )
+        }
+        UnixAction::Server { path } => (
+            "unix server",
+            unix::UnixConfig::Server {
+                addr: unix::check_address(&path)?,
+            },
+        ),
+        UnixAction::Client {
+            path,
+            send,
+            timeout,
+        } => (
+            "unix client",
+            unix::UnixConfig::Client {
+                addr: unix::check_address(&path)?,
+                messages: messages(&send, false)?,
+                timeout: udp::check_timeout(timeout, "--timeout")?,
+            },
+        ),
+        UnixAction::Pair { message } => (
+            "unix pair",
+            unix::UnixConfig::Pair {
+                message: unix::check_message(&message)?,
+            },
+        ),
+        UnixAction::PassFd => ("unix pass-fd", unix::UnixConfig::PassFd),
+        UnixAction::Cred => ("unix cred", unix::UnixConfig::Cred),
+    };
+    single(name, move |r| unix::run(r, &cfg))
 }
 
 /// One lab, then a one-row summary (so JSON readers always get a `summary`).

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::Result;
+use crate::error::{Result, SysError};
 use crate::sys::file;
 use crate::trace::Recorder;
 
@@ -48,6 +48,23 @@ impl Made {
     /// directory, `unlink` otherwise, with `note`); else says what is there
     /// and leaves it.
     pub fn remove(self, rec: &mut Recorder, dir: bool, note: &str) {
+        self.remove_with(rec, note, |rec, path| {
+            if dir {
+                file::rmdir(rec, path)
+            } else {
+                file::unlink(rec, path)
+            }
+        });
+    }
+
+    /// As [`remove`](Self::remove), with the call that removes it given
+    /// (`shm_unlink` for a shared-memory object, say).
+    pub fn remove_with(
+        self,
+        rec: &mut Recorder,
+        note: &str,
+        remove: impl FnOnce(&mut Recorder, &Path) -> Result<(), SysError>,
+    ) {
         let shown = crate::trace::names::printable(self.path.as_os_str().as_encoded_bytes());
         rec.note(
             "same device and inode as when ipclab made it: still ipclab's own, so it may go \
@@ -56,11 +73,7 @@ impl Made {
         match file::lstat(rec, &self.path) {
             Ok(st) if st.st_dev == self.dev && st.st_ino == self.ino => {
                 rec.note(note);
-                let _ = if dir {
-                    file::rmdir(rec, &self.path)
-                } else {
-                    file::unlink(rec, &self.path)
-                };
+                let _ = remove(rec, &self.path);
             }
             Ok(st) => rec.message(format!(
                 "{shown} is now {} (inode {}) that ipclab did not make: left in place. \

@@ -7,10 +7,12 @@ pub mod ping;
 pub mod pipe;
 pub mod privs;
 pub mod repeater;
+pub mod shm;
 pub mod sniff;
 pub mod tcp;
 pub mod tour;
 pub mod udp;
+pub mod unix;
 pub mod wait;
 
 use std::os::fd::BorrowedFd;

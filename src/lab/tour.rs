@@ -2,7 +2,7 @@
 //! in one command, section by section, then a summary table.
 
 use crate::error::{Error, Result};
-use crate::lab::{errata, fifo, ping, pipe, run_section, sniff, tcp, udp};
+use crate::lab::{errata, fifo, ping, pipe, run_section, shm, sniff, tcp, udp, unix};
 use crate::trace::{Recorder, SummaryRow};
 
 /// One section of the tour.
@@ -113,6 +113,39 @@ fn labs() -> Vec<Section> {
                 let message = fifo::check_message("hello through a FIFO")?;
                 fifo::run(r, &fifo::FifoConfig::Demo { path: None, message })
             },
+        },
+        Section {
+            name: "shm",
+            title: "shared memory + fork: the child stores \"hello\" in a mapped page and wakes the parent with a futex — no syscall carries the bytes",
+            skip: never,
+            run: |r| shm::run(r, &shm::ShmConfig::new("hello", true, false, None)?),
+        },
+        Section {
+            name: "unix demo",
+            title: "the repeater over a Unix socket: a name in the file system, and the stale socket file it leaves behind",
+            skip: never,
+            run: |r| {
+                unix::check_tmpdir()?;
+                unix::run(
+                    r,
+                    &unix::UnixConfig::Demo {
+                        dgram: false,
+                        abstract_name: false,
+                    },
+                )
+            },
+        },
+        Section {
+            name: "unix pass-fd",
+            title: "an open file handed to another process over a Unix socket (SCM_RIGHTS): a new number, the same file",
+            skip: never,
+            run: |r| unix::run(r, &unix::UnixConfig::PassFd),
+        },
+        Section {
+            name: "unix cred",
+            title: "the kernel tells a Unix-socket server who its client is (SO_PEERCRED): pid, uid, gid",
+            skip: never,
+            run: |r| unix::run(r, &unix::UnixConfig::Cred),
         },
         Section {
             name: "tcp demo --model iterative",

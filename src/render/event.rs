@@ -78,6 +78,17 @@ pub struct FdEntry {
     pub desc: String,
 }
 
+/// One shared-memory mapping of a process, as `--fds` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapEntry {
+    /// `start-end` in hex, as /proc/PID/maps shows it.
+    pub range: String,
+    /// `rw-s`: the `s` is MAP_SHARED.
+    pub perms: String,
+    /// `/dev/shm/NAME`, `/memfd:NAME`, with ` (deleted)` once unlinked.
+    pub path: String,
+}
+
 /// One row of the closing summary table.
 #[derive(Debug, Clone)]
 pub struct SummaryRow {
@@ -136,6 +147,8 @@ pub enum Event<'a> {
         pid: i32,
         seq: u64,
         entries: &'a [FdEntry],
+        /// Shared-memory mappings (/dev/shm objects, memfds), if any.
+        maps: &'a [MapEntry],
     },
     Summary {
         rows: &'a [SummaryRow],

@@ -249,12 +249,19 @@ impl Human {
                     self.paint(BOLD, title)
                 )
             }
-            Event::Fds { pid, entries, .. } => {
+            Event::Fds {
+                pid, entries, maps, ..
+            } => {
                 let indent = " ".repeat(format!("[pid {pid}] ").len());
                 let head = self.paint(DIM, &format!("{indent}fds of pid {pid}:"));
                 let mut s = format!("{head}\n");
                 for e in entries.iter() {
                     s.push_str(&self.paint(DIM, &format!("{indent}  {:>3}  {}", e.fd, e.desc)));
+                    s.push('\n');
+                }
+                for m in maps.iter() {
+                    let line = format!("{indent}  map  {} {} {}", m.range, m.perms, m.path);
+                    s.push_str(&self.paint(DIM, &line));
                     s.push('\n');
                 }
                 s

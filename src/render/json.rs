@@ -32,11 +32,17 @@ pub fn render(ev: &Event<'_>) -> String {
         Event::Section { name, title } => {
             json!({ "type": "section", "name": name, "title": title })
         }
-        Event::Fds { pid, seq, entries } => json!({
+        Event::Fds {
+            pid,
+            seq,
+            entries,
+            maps,
+        } => json!({
             "type": "fds",
             "pid": pid,
             "after_seq": seq,
             "fds": entries.iter().map(|e| json!({"fd": e.fd, "target": e.target, "desc": e.desc})).collect::<Vec<_>>(),
+            "maps": maps.iter().map(|m| json!({"range": m.range, "perms": m.perms, "path": m.path})).collect::<Vec<_>>(),
         }),
         Event::Signal(i) => json!({
             "type": "signal",

@@ -256,6 +256,38 @@ pub fn openat(
     )
 }
 
+/// Corresponds to `open(2)` with `O_CREAT` and a mode, made as
+/// `openat(2)`: creates (with `O_EXCL`, only creates) a file at `path`.
+/// See <https://man7.org/linux/man-pages/man2/open.2.html>.
+///
+/// # Errors
+/// `EEXIST` (with O_EXCL), `ENOENT`, `EACCES`, `ELOOP`.
+pub fn create(
+    rec: &mut Recorder,
+    path: &Path,
+    flags: OFlag,
+    mode: u32,
+) -> Result<OwnedFd, SysError> {
+    let fl = names::open_flags(flags.bits());
+    rec.call(
+        Call::new("openat").libc("open").changes_fds(),
+        || nix::fcntl::open(path, flags, Mode::from_bits_truncate(mode)),
+        |r| {
+            let ret = r.as_ref().map_or(-1, |fd| i64::from(fd.as_raw_fd()));
+            Shown::new(
+                vec![
+                    "AT_FDCWD".into(),
+                    path_arg(path),
+                    fl.clone(),
+                    format!("{mode:04o}"),
+                ],
+                ret,
+                format!("a new file, opened as fd {ret}"),
+            )
+        },
+    )
+}
+
 /// Corresponds to `mkfifo(3)`, which glibc makes as `mknodat(2)` with S_IFIFO.
 /// See <https://man7.org/linux/man-pages/man3/mkfifo.3.html>.
 ///

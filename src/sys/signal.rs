@@ -11,8 +11,9 @@
 //! (issue 7). The handler only records the signal; the wait returns EINTR,
 //! and the lab cleans up and exits 128+N.
 //!
-//! One kind of wait cannot be a ppoll: `open()` of a FIFO, which blocks in
-//! the kernel until the other end opens. [`interruptible`] makes such a call
+//! Some waits cannot be a ppoll: `open()` of a FIFO, which blocks in the
+//! kernel until the other end opens, `connect()`, and `futex(FUTEX_WAIT)`,
+//! which waits on a word of memory. [`interruptible`] makes such a call
 //! with the stop signals let in for that call alone. To close the same race
 //! there, a stop signal that lands while such a window is open makes the
 //! handler arm a repeating 10 ms timer (`setitimer`, in the handler, so not
@@ -187,8 +188,9 @@ pub fn catch_children(rec: &mut Recorder) -> Result<(), SysError> {
     Ok(())
 }
 
-/// Runs a blocking call that cannot wait in ppoll (the `open()` of a FIFO)
-/// with the stop signals let in for that call alone: unblock, call, block.
+/// Runs a blocking call that cannot wait in ppoll (the `open()` of a FIFO,
+/// `connect()`, `FUTEX_WAIT`) with the stop signals let in for that call
+/// alone: unblock, call, block.
 ///
 /// If a stop signal was already held, it is delivered by the unblock itself
 /// and the call is not made (an EINTR error, which the lab turns into

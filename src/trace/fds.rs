@@ -1,20 +1,27 @@
 //! The descriptor table of this process, described for `--fds`.
 //!
 //! Reads `/proc/self/fd` (link targets), `/proc/self/fdinfo` (open flags, to
-//! tell a pipe's read end from its write end) and `/proc/net/*` (to turn
-//! `socket:[INODE]` into protocol, addresses and state). These reads are the
-//! display's own business, not the experiment's, so they are not traced.
+//! tell a pipe's read end from its write end), `/proc/net/*` (to turn
+//! `socket:[INODE]` into protocol, addresses and state) and
+//! `/proc/self/maps` (shared-memory mappings: /dev/shm objects and memfds).
+//! The peer of an AF_UNIX socket is in no file under /proc: when the table
+//! holds one, a single NETLINK_SOCK_DIAG dump (what `ss -x` asks) says
+//! which socket each is connected to. These reads are the display's own
+//! business, not the experiment's, so they are not traced.
 
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use crate::render::event::FdEntry;
+use std::collections::HashMap;
+
+use crate::render::event::{FdEntry, MapEntry};
 
 /// The current process's open descriptors, in order.
 pub fn table() -> Vec<FdEntry> {
     let Ok(dir) = fs::read_dir("/proc/self/fd") else {
         return Vec::new();
     };
+    let mut peers = Peers::NotAsked;
     let mut entries: Vec<FdEntry> = dir
         .filter_map(|e| e.ok())
         .filter_map(|e| {
@@ -24,8 +31,10 @@ pub fn table() -> Vec<FdEntry> {
         })
         // read_dir's own descriptor on /proc/PID/fd is not the experiment's.
         .filter(|(_, t)| !(t.starts_with("/proc/") && t.ends_with("/fd")))
+        .collect::<Vec<(i32, String)>>()
+        .into_iter()
         .map(|(fd, target)| {
-            let desc = describe(fd, &target);
+            let desc = describe(fd, &target, &mut peers);
             FdEntry { fd, target, desc }
         })
         .collect();
@@ -33,7 +42,13 @@ pub fn table() -> Vec<FdEntry> {
     entries
 }
 
-fn describe(fd: i32, target: &str) -> String {
+/// The peers of AF_UNIX sockets, asked for once per table when needed.
+enum Peers {
+    NotAsked,
+    Known(HashMap<u64, u64>),
+}
+
+fn describe(fd: i32, target: &str, peers: &mut Peers) -> String {
     if target.starts_with("pipe:") {
         let end = match open_flags(fd) {
             Some(f) if f & libc::O_ACCMODE == libc::O_WRONLY => "write end",
@@ -47,7 +62,7 @@ fn describe(fd: i32, target: &str) -> String {
         .strip_prefix("socket:[")
         .and_then(|s| s.strip_suffix(']'))
     {
-        if let Some(sock) = inode.parse().ok().and_then(find_socket) {
+        if let Some(sock) = inode.parse().ok().and_then(|i| find_socket(i, peers)) {
             return format!("{target} {sock}");
         }
         return target.to_string();
@@ -73,7 +88,7 @@ fn open_flags(fd: i32) -> Option<i32> {
 }
 
 /// Looks a socket inode up in the kernel's tables.
-fn find_socket(inode: u64) -> Option<String> {
+fn find_socket(inode: u64, peers: &mut Peers) -> Option<String> {
     const INET: &[(&str, &str)] = &[
         ("/proc/net/tcp", "TCP"),
         ("/proc/net/tcp6", "TCP"),
@@ -112,10 +127,15 @@ fn find_socket(inode: u64) -> Option<String> {
     }
     if let Ok(text) = fs::read_to_string("/proc/net/unix") {
         for line in text.lines().skip(1) {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            if f.len() >= 7 && f[6].parse::<u64>().ok() == Some(inode) {
-                let path = f.get(7).copied().unwrap_or("(unnamed)");
-                return Some(format!("UNIX {path}"));
+            if let Some(u) = UnixLine::parse(line).filter(|u| u.inode == inode) {
+                if matches!(peers, Peers::NotAsked) {
+                    *peers = Peers::Known(unix_peers());
+                }
+                let peer = match peers {
+                    Peers::Known(m) => m.get(&inode).copied(),
+                    Peers::NotAsked => None,
+                };
+                return Some(u.describe(peer));
             }
         }
     }
@@ -128,6 +148,172 @@ fn find_socket(inode: u64) -> Option<String> {
         }
     }
     None
+}
+
+/// One line of /proc/net/unix:
+/// `Num RefCount Protocol Flags Type St Inode [Path]`.
+#[derive(Debug, PartialEq, Eq)]
+struct UnixLine {
+    listening: bool,
+    ty: u16,
+    state: u8,
+    inode: u64,
+    /// A path, `@name` (abstract), or empty (unnamed).
+    name: String,
+}
+
+impl UnixLine {
+    fn parse(line: &str) -> Option<UnixLine> {
+        let mut it = line.split_whitespace();
+        let f: Vec<&str> = it.by_ref().take(7).collect();
+        if f.len() < 7 {
+            return None;
+        }
+        let flags = u32::from_str_radix(f[3], 16).ok()?;
+        Some(UnixLine {
+            // __SO_ACCEPTCON: the socket listens.
+            listening: flags & 0x1_0000 != 0,
+            ty: u16::from_str_radix(f[4], 16).ok()?,
+            state: u8::from_str_radix(f[5], 16).ok()?,
+            inode: f[6].parse().ok()?,
+            name: it.collect::<Vec<_>>().join(" "),
+        })
+    }
+
+    /// `UNIX STREAM /tmp/x/sock LISTEN`, `UNIX STREAM CONNECTED peer=socket:[N]`.
+    fn describe(&self, peer: Option<u64>) -> String {
+        let ty = match i32::from(self.ty) {
+            libc::SOCK_STREAM => "STREAM".to_string(),
+            libc::SOCK_DGRAM => "DGRAM".to_string(),
+            libc::SOCK_SEQPACKET => "SEQPACKET".to_string(),
+            t => t.to_string(),
+        };
+        let state = match (self.listening, self.state) {
+            (true, _) => "LISTEN",
+            (_, 1) => "UNCONNECTED",
+            (_, 2) => "CONNECTING",
+            (_, 3) => "CONNECTED",
+            (_, 4) => "DISCONNECTING",
+            _ => "?",
+        };
+        let mut s = format!("UNIX {ty}");
+        if !self.name.is_empty() {
+            s.push(' ');
+            s.push_str(&self.name);
+        }
+        s.push(' ');
+        s.push_str(state);
+        if let Some(p) = peer.filter(|&p| p != 0) {
+            s.push_str(&format!(" peer=socket:[{p}]"));
+        }
+        s
+    }
+}
+
+/// inode → peer inode for every AF_UNIX socket, from one NETLINK_SOCK_DIAG
+/// dump with UDIAG_SHOW_PEER (see sock_diag(7)). Empty when the kernel
+/// refuses (no unix_diag module): the table then shows no peers.
+fn unix_peers() -> HashMap<u64, u64> {
+    use nix::sys::socket::{
+        self as sock, AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType,
+    };
+    use std::os::fd::AsRawFd;
+    const SOCK_DIAG_BY_FAMILY: u16 = 20;
+    const NLM_F_REQUEST: u16 = 1;
+    const NLM_F_DUMP: u16 = 0x300;
+    const NLMSG_ERROR: u16 = 2;
+    const NLMSG_DONE: u16 = 3;
+    const UDIAG_SHOW_PEER: u32 = 4;
+    const UNIX_DIAG_PEER: u16 = 2;
+    let mut peers = HashMap::new();
+    let Ok(fd) = sock::socket(
+        AddressFamily::Netlink,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        SockProtocol::NetlinkSockDiag,
+    ) else {
+        return peers;
+    };
+    // struct nlmsghdr + struct unix_diag_req, native byte order.
+    let mut req = Vec::with_capacity(40);
+    req.extend_from_slice(&40u32.to_ne_bytes());
+    req.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+    req.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+    req.extend_from_slice(&1u32.to_ne_bytes()); // seq
+    req.extend_from_slice(&0u32.to_ne_bytes()); // pid: the kernel
+    req.extend_from_slice(&[libc::AF_UNIX as u8, 0, 0, 0]); // family, protocol, pad
+    req.extend_from_slice(&u32::MAX.to_ne_bytes()); // every state
+    req.extend_from_slice(&0u32.to_ne_bytes()); // ino: all
+    req.extend_from_slice(&UDIAG_SHOW_PEER.to_ne_bytes());
+    req.extend_from_slice(&[0u8; 8]); // cookie
+    if sock::send(fd.as_raw_fd(), &req, MsgFlags::empty()).is_err() {
+        return peers;
+    }
+    let u16_at = |b: &[u8], i: usize| u16::from_ne_bytes([b[i], b[i + 1]]);
+    let u32_at = |b: &[u8], i: usize| u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    let mut buf = vec![0u8; 32 * 1024];
+    // The kernel queues each part of the dump as the previous one is read,
+    // so a non-blocking recv always finds the next; bounded all the same.
+    for _ in 0..4096 {
+        let Ok(n) = sock::recv(fd.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) else {
+            return peers;
+        };
+        let mut off = 0;
+        while off + 16 <= n {
+            let len = u32_at(&buf, off) as usize;
+            let ty = u16_at(&buf, off + 4);
+            if len < 16 || off + len > n || ty == NLMSG_DONE || ty == NLMSG_ERROR {
+                return peers;
+            }
+            // struct unix_diag_msg: family, type, state, pad, ino, cookie[2].
+            let body = &buf[off + 16..off + len];
+            if body.len() >= 16 {
+                let ino = u64::from(u32_at(body, 4));
+                let mut a = 16;
+                while a + 4 <= body.len() {
+                    let alen = usize::from(u16_at(body, a));
+                    if alen < 4 || a + alen > body.len() {
+                        break;
+                    }
+                    if u16_at(body, a + 2) == UNIX_DIAG_PEER && alen >= 8 {
+                        peers.insert(ino, u64::from(u32_at(body, a + 4)));
+                    }
+                    a += (alen + 3) & !3;
+                }
+            }
+            off += (len + 3) & !3;
+        }
+    }
+    peers
+}
+
+/// The shared-memory mappings of this process (POSIX shm objects under
+/// /dev/shm and memfds), from /proc/self/maps.
+pub fn shared_maps() -> Vec<MapEntry> {
+    let Ok(text) = fs::read_to_string("/proc/self/maps") else {
+        return Vec::new();
+    };
+    text.lines().filter_map(map_line).collect()
+}
+
+/// `7f…-7f… rw-s 00000000 00:1a 42 /dev/shm/x (deleted)` → its range,
+/// permissions and path, when the path is a shared-memory object.
+fn map_line(line: &str) -> Option<MapEntry> {
+    let mut it = line.split_whitespace();
+    let range = it.next()?;
+    let perms = it.next()?;
+    let _offset = it.next()?;
+    let _dev = it.next()?;
+    let _inode = it.next()?;
+    let path = it.collect::<Vec<_>>().join(" ");
+    if !(path.starts_with("/dev/shm/") || path.starts_with("/memfd:")) {
+        return None;
+    }
+    Some(MapEntry {
+        range: range.to_string(),
+        perms: perms.to_string(),
+        path,
+    })
 }
 
 /// `0100007F:231D` or the 32-hex-digit IPv6 form → a socket address.
@@ -183,6 +369,46 @@ mod tests {
             parse_addr("00000000000000000000000001000000:0016"),
             Some("[::1]:22".parse().expect("valid"))
         );
+    }
+
+    #[test]
+    fn unix_lines_read_as_ss_shows_them() {
+        let l = UnixLine::parse(
+            "0000000078fba37f: 00000002 00000000 00010000 0001 01 1172 /tmp/x/sock",
+        )
+        .expect("parses");
+        assert_eq!(l.describe(None), "UNIX STREAM /tmp/x/sock LISTEN");
+        let c = UnixLine::parse("0000000071080b4c: 00000003 00000000 00000000 0001 03  1173")
+            .expect("parses");
+        assert_eq!(
+            c.describe(Some(1174)),
+            "UNIX STREAM CONNECTED peer=socket:[1174]"
+        );
+        let d =
+            UnixLine::parse("0: 00000002 00000000 00000000 0002 01 9 @ipclab-1").expect("parses");
+        assert_eq!(d.describe(Some(0)), "UNIX DGRAM @ipclab-1 UNCONNECTED");
+    }
+
+    #[test]
+    fn only_shared_memory_mappings_are_kept() {
+        let m = map_line(
+            "7f6f817b7000-7f6f817b8000 rw-s 00000000 00:1a 42 /dev/shm/ipclab-1 (deleted)",
+        )
+        .expect("a shm mapping");
+        assert_eq!(m.path, "/dev/shm/ipclab-1 (deleted)");
+        assert_eq!(m.perms, "rw-s");
+        assert!(
+            map_line("7f6f817b7000-7f6f817b8000 rw-s 00000000 00:01 5 /dev/zero (deleted)")
+                .is_none()
+        );
+        assert!(
+            map_line("7f6f817b7000-7f6f817b8000 r-xp 00000000 08:01 9 /usr/lib/libc.so.6")
+                .is_none()
+        );
+        assert!(map_line(
+            "7f6f817b7000-7f6f817b8000 rw-s 00000000 00:01 7 /memfd:ipclab (deleted)"
+        )
+        .is_some());
     }
 
     #[test]

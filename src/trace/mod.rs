@@ -17,7 +17,7 @@ use std::time::Instant;
 use crate::error::SysError;
 pub use crate::os::Counters;
 use crate::render::event as step;
-pub use crate::render::event::{Event, FdEntry, Outcome, RetFormat, Step, SummaryRow};
+pub use crate::render::event::{Event, FdEntry, MapEntry, Outcome, RetFormat, Step, SummaryRow};
 use crate::render::{Output, RenderOptions};
 
 /// How a run is shown; built from the global CLI flags.
@@ -52,7 +52,8 @@ pub struct Call {
     /// Whether the waiting marker is always shown, or only when the lab said
     /// (with [`Recorder::waiting`]) that this call is expected to wait.
     pub waits_always: bool,
-    /// Whether a successful call opens or closes a descriptor (`--fds`).
+    /// Whether a successful call opens or closes a descriptor, or maps or
+    /// unmaps shared memory (`--fds` then shows the table).
     pub changes_fds: bool,
 }
 
@@ -113,6 +114,10 @@ pub struct Shown {
     pub ret_format: RetFormat,
     /// The default note; a lab's [`Recorder::note`] replaces it on success.
     pub note: String,
+    /// The note on failure, when the wrapper knows this errno better than
+    /// the generic table (`trace::explain`); a lab's [`Recorder::note_err`]
+    /// still comes first.
+    pub err_note: Option<String>,
 }
 
 impl Shown {
@@ -123,12 +128,25 @@ impl Shown {
             ret_note: None,
             ret_format: RetFormat::Decimal,
             note: note.into(),
+            err_note: None,
         }
     }
 
     /// Writes the value as strace does for this call.
     pub fn ret_format(mut self, f: RetFormat) -> Self {
         self.ret_format = f;
+        self
+    }
+
+    /// The note shown if the call failed (the wrapper's, for this errno).
+    pub fn err_note(mut self, n: impl Into<String>) -> Self {
+        self.err_note = Some(n.into());
+        self
+    }
+
+    /// The return value is an address: shown in hex, as strace shows it.
+    pub fn hex(mut self) -> Self {
+        self.ret_format = RetFormat::Hex;
         self
     }
 
@@ -468,14 +486,16 @@ impl Recorder {
         }
     }
 
-    /// Prints this process's descriptor table.
+    /// Prints this process's descriptor table, and its shared-memory mappings.
     pub fn show_fds(&mut self) {
         let entries = fds::table();
+        let maps = fds::shared_maps();
         let seq = self.counters.seq.load(std::sync::atomic::Ordering::Relaxed);
         self.out.emit(&Event::Fds {
             pid: self.pid,
             seq,
             entries: &entries,
+            maps: &maps,
         });
     }
 
@@ -561,6 +581,7 @@ impl Recorder {
             Outcome::Err(e) => self
                 .pending_err_note
                 .take()
+                .or(shown.err_note)
                 .unwrap_or_else(|| explain::errno(call.name, e)),
             _ => self.pending_note.take().unwrap_or(shown.note),
         };

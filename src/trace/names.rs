@@ -268,6 +268,8 @@ pub fn msg_flags(fl: i32) -> String {
         (libc::MSG_WAITALL as i64, "MSG_WAITALL"),
         (libc::MSG_NOSIGNAL as i64, "MSG_NOSIGNAL"),
         (libc::MSG_MORE as i64, "MSG_MORE"),
+        (libc::MSG_CTRUNC as i64, "MSG_CTRUNC"),
+        (libc::MSG_CMSG_CLOEXEC as i64, "MSG_CMSG_CLOEXEC"),
     ];
     flags(i64::from(fl), T, "0")
 }

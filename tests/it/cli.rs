@@ -19,6 +19,10 @@ fn tour_runs_every_section_and_ends_with_a_summary() {
         "pipe --forget-close",
         "pipe --duplex",
         "fifo",
+        "shm",
+        "unix demo",
+        "unix pass-fd",
+        "unix cred",
     ] {
         assert!(labs.contains(&lab), "missing {lab}: {labs:?}");
     }
@@ -50,10 +54,15 @@ fn tour_runs_unprivileged() {
         return;
     };
     r.assert_ok();
-    assert!(r
-        .summary()
-        .iter()
-        .any(|row| row["lab"] == "fifo" && row["result"] == "ok"));
+    for lab in ["fifo", "shm", "unix demo", "unix pass-fd", "unix cred"] {
+        assert!(
+            r.summary()
+                .iter()
+                .any(|row| row["lab"] == lab && row["result"] == "ok"),
+            "{lab}: {:?}",
+            r.summary()
+        );
+    }
 }
 
 #[test]

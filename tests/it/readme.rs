@@ -148,12 +148,14 @@ fn normalise(text: &str) -> Vec<String> {
     }
     text.lines()
         .map(|line| {
-            let mut l = line.trim_end().to_string();
+            // Names a run makes for itself (ipclab-PID-NANOS: its temp dir,
+            // /dev/shm object, abstract socket name) before the pids go.
+            let mut l = run_names(line.trim_end());
             if l.starts_with(' ') {
                 l = format!("    {}", l.trim_start());
             }
             for (i, p) in pids.iter().enumerate() {
-                l = l.replace(p.as_str(), &format!("P{}", i + 1));
+                l = replace_number(&l, p, &format!("P{}", i + 1));
             }
             l = cut(&l, " <0.", ">", " <T>");
             l = cut(&l, " <1.", ">", " <T>");
@@ -161,6 +163,13 @@ fn normalise(text: &str) -> Vec<String> {
             l = cut(&l, "/tmp/ipclab-", "/", "/tmp/ipclab-DIR/");
             l = cut(&l, "/tmp/ipclab-", "\"", "/tmp/ipclab-DIR\"");
             l = cut(&l, "pipe:[", "]", "pipe:[N]");
+            // A socket path's length in sockaddr_un grows with the pid's digits.
+            l = number_after(&l, "sun_path=\"/tmp/ipclab-DIR\"}, ", "LEN");
+            l = addresses(&l);
+            l = autobind(&l);
+            // A socket file's mode is 0777 less the umask of whoever runs.
+            l = cut(&l, "S_IFSOCK|0", ",", "S_IFSOCK|0MODE,");
+            l = cut(&l, "has mode 0", " ", "has mode 0MODE ");
             l = port_free(&l);
             l = json_number(&l, "\"elapsed_us\":");
             l = json_number(&l, "\"t_us\":");
@@ -171,6 +180,118 @@ fn normalise(text: &str) -> Vec<String> {
             )
         })
         .collect()
+}
+
+/// Replaces the number `n` where it stands alone: not inside a longer
+/// number, and not an octal escape (`\357`) in a quoted buffer, which a
+/// pid of 357 would otherwise turn into `\P1`.
+fn replace_number(line: &str, n: &str, with: &str) -> String {
+    let b = line.as_bytes();
+    let mut out = String::with_capacity(line.len());
+    let mut last = 0;
+    let mut from = 0;
+    while let Some(k) = line[from..].find(n) {
+        let i = from + k;
+        let j = i + n.len();
+        let before = i.checked_sub(1).map(|x| b[x]);
+        let alone = !before.is_some_and(|c| c.is_ascii_digit() || c == b'\\')
+            && !b.get(j).is_some_and(u8::is_ascii_digit);
+        if alone {
+            out.push_str(&line[last..i]);
+            out.push_str(with);
+            last = j;
+        }
+        from = j;
+    }
+    out.push_str(&line[last..]);
+    out
+}
+
+/// The number right after each `marker` becomes `with`.
+fn number_after(line: &str, marker: &str, with: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(i) = rest.find(marker) {
+        let after = &rest[i + marker.len()..];
+        let n = after.chars().take_while(char::is_ascii_digit).count();
+        out.push_str(&rest[..i + marker.len()]);
+        out.push_str(if n > 0 { with } else { "" });
+        rest = &after[n..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `ipclab-<pid>-<8 hex digits>` → `ipclab-N-X`.
+fn run_names(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(i) = rest.find("ipclab-") {
+        let after = &rest[i + "ipclab-".len()..];
+        let digits = after.chars().take_while(char::is_ascii_digit).count();
+        let tail = &after[digits..];
+        let hex = tail
+            .strip_prefix('-')
+            .map_or(0, |t| t.chars().take_while(char::is_ascii_hexdigit).count());
+        out.push_str(&rest[..i + "ipclab-".len()]);
+        if digits > 0 && hex == 8 {
+            out.push_str("N-X");
+            rest = &tail[1 + hex..];
+        } else {
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Addresses (`0x7f…`, eight hex digits or more: mmap's, a futex word's)
+/// become `0xADDR`: they change with every run (ASLR).
+fn addresses(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(i) = rest.find("0x") {
+        let after = &rest[i + 2..];
+        let n = after.chars().take_while(char::is_ascii_hexdigit).count();
+        out.push_str(&rest[..i + 2]);
+        if n >= 8 {
+            out.push_str("ADDR");
+        } else {
+            out.push_str(&after[..n]);
+        }
+        rest = &after[n..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The abstract name the kernel picks on autobind (`@"3e8f1"`, five hex
+/// digits) becomes `@"AUTO"`; so does the `@3e8f1` of a message.
+fn autobind(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(i) = rest.find('@') {
+        let after = &rest[i + 1..];
+        let quoted = after.starts_with('"');
+        let name = if quoted { &after[1..] } else { after };
+        let n = name
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || ('a'..='f').contains(c))
+            .count();
+        let end_ok = name[n..]
+            .chars()
+            .next()
+            .is_none_or(|c| !c.is_ascii_alphanumeric() && c != '-');
+        out.push_str(&rest[..=i]);
+        if n == 5 && end_ok {
+            out.push_str(if quoted { "\"AUTO" } else { "AUTO" });
+            rest = &name[n..];
+        } else {
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Replaces every `start…end` with no space in between by `with`.
@@ -211,9 +332,13 @@ fn loose(line: &str) -> String {
             }
         } else if c == '"' && chars.peek() == Some(&'\\') {
             out.push_str("\"S");
+            // To the closing quote; an escaped one (\") does not close it.
+            let mut escaped = false;
             for d in chars.by_ref() {
-                if d == '"' {
-                    break;
+                match d {
+                    '\\' if !escaped => escaped = true,
+                    '"' if !escaped => break,
+                    _ => escaped = false,
                 }
             }
             out.push('"');
@@ -294,6 +419,38 @@ fn per_process(lines: &[String]) -> Vec<Vec<String>> {
     let mut out: Vec<Vec<String>> = groups.into_iter().map(|(_, g)| g).collect();
     out.push(other);
     out
+}
+
+#[test]
+fn pids_are_replaced_only_where_they_stand_alone() {
+    assert_eq!(
+        replace_number(
+            "[pid 357] sendto(4, \"\\357\\274\", 2) = 3357 pid=357,",
+            "357",
+            "P1"
+        ),
+        "[pid P1] sendto(4, \"\\357\\274\", 2) = 3357 pid=P1,"
+    );
+}
+
+#[test]
+fn run_names_addresses_and_autobind_names_are_normalised() {
+    assert_eq!(
+        run_names("bind(3, {sun_path=@\"ipclab-1405-19c2bb2d\"}) /tmp/ipclab-7-0000abcd/sock"),
+        "bind(3, {sun_path=@\"ipclab-N-X\"}) /tmp/ipclab-N-X/sock"
+    );
+    assert_eq!(
+        run_names("ipclab-demo ipclab-12-xyz"),
+        "ipclab-demo ipclab-12-xyz"
+    );
+    assert_eq!(
+        addresses("mmap(…) = 0x7f587f039000, id=0x6952"),
+        "mmap(…) = 0xADDR, id=0x6952"
+    );
+    assert_eq!(
+        autobind("sun_path=@\"3e8f1\"}, from @3e8f1: @ipclab-N-X"),
+        "sun_path=@\"AUTO\"}, from @AUTO: @ipclab-N-X"
+    );
 }
 
 #[test]

@@ -16,10 +16,10 @@ use serde_json::Value;
 use crate::tcp::parse_sockaddr;
 use crate::util::{ipclab, TempDir};
 
-const SIGNALS: [(&str, i32); 3] = [("INT", 2), ("TERM", 15), ("HUP", 1)];
+pub(crate) const SIGNALS: [(&str, i32); 3] = [("INT", 2), ("TERM", 15), ("HUP", 1)];
 
 /// A small deterministic spread of delays: the first milliseconds, and later.
-fn delay(i: usize) -> Duration {
+pub(crate) fn delay(i: usize) -> Duration {
     const MS: [u64; 8] = [0, 2, 7, 25, 60, 120, 250, 400];
     Duration::from_millis(MS[i % MS.len()])
 }
@@ -36,7 +36,7 @@ fn alive_ipclab(pid: i64) -> bool {
 
 /// Extra load while a server runs.
 #[derive(Clone, Copy)]
-enum Load {
+pub(crate) enum Load {
     None,
     Tcp,
     Udp,
@@ -65,8 +65,15 @@ fn load(kind: Load, addr: SocketAddr, stop: Arc<AtomicBool>) {
 /// Runs `ipclab --format json ARGS`, signals it after `wait`, and checks the
 /// clean end. With `port`, waits first for the getsockname step and loads
 /// the server; with `stall`, stops reading its stdout for a moment around
-/// the signal, so the process may be blocked writing its trace.
-fn stops_cleanly(args: &[&str], sig: (&str, i32), wait: Duration, kind: Load, stall: bool) {
+/// the signal, so the process may be blocked writing its trace. Returns the
+/// pid it ran as, for checks of what else it might have left (/dev/shm).
+pub(crate) fn stops_cleanly(
+    args: &[&str],
+    sig: (&str, i32),
+    wait: Duration,
+    kind: Load,
+    stall: bool,
+) -> u32 {
     let tmp = TempDir::new("signals");
     let mut child = ipclab()
         .args(["--format", "json"])
@@ -191,13 +198,17 @@ fn stops_cleanly(args: &[&str], sig: (&str, i32), wait: Duration, kind: Load, st
         .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
         .unwrap_or_default();
     assert!(left.is_empty(), "{ctx}: left behind in TMPDIR: {left:?}");
+    pid
 }
 
-fn each_moment(args: &[&str], kind: Load, runs: usize) {
-    for i in 0..runs {
-        let sig = SIGNALS[i % SIGNALS.len()];
-        stops_cleanly(args, sig, delay(i * 3 + 1), kind, false);
-    }
+/// Signals `runs` runs of ARGS at different moments; returns their pids.
+pub(crate) fn each_moment(args: &[&str], kind: Load, runs: usize) -> Vec<u32> {
+    (0..runs)
+        .map(|i| {
+            let sig = SIGNALS[i % SIGNALS.len()];
+            stops_cleanly(args, sig, delay(i * 3 + 1), kind, false)
+        })
+        .collect()
 }
 
 #[test]

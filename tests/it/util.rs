@@ -346,15 +346,17 @@ pub fn leaked_fds(steps: &[Value]) -> HashMap<i64, Vec<i64>> {
         let arg0 = s["args"][0].as_str().unwrap_or("");
         let set = open.entry(pid).or_default();
         match name {
-            "pipe2" if ret == 0 => {
-                let nums: Vec<i64> = arg0
-                    .trim_matches(|c| c == '[' || c == ']')
-                    .split(", ")
-                    .filter_map(|n| n.parse().ok())
-                    .collect();
-                set.extend(nums);
+            "pipe2" if ret == 0 => set.extend(fd_array(arg0)),
+            "socketpair" if ret == 0 => set.extend(fd_array(s["args"][3].as_str().unwrap_or(""))),
+            // Descriptors passed with SCM_RIGHTS arrive as new ones here.
+            "recvmsg" if ret >= 0 => {
+                let msg = s["args"][1].as_str().unwrap_or("");
+                if let Some(rest) = msg.split("cmsg_type=SCM_RIGHTS, cmsg_data=").nth(1) {
+                    set.extend(fd_array(rest.split(']').next().unwrap_or("")));
+                }
             }
             "openat" | "socket" | "accept4" | "accept" | "epoll_create1" | "pidfd_open"
+            | "memfd_create"
                 if ret >= 0 =>
             {
                 set.push(ret)
@@ -375,6 +377,14 @@ pub fn leaked_fds(steps: &[Value]) -> HashMap<i64, Vec<i64>> {
     }
     open.retain(|pid, fds| !ended.contains(pid) && !fds.is_empty());
     open
+}
+
+/// `[3, 4]` (or `[3, 4` cut before its bracket) → the numbers.
+fn fd_array(text: &str) -> Vec<i64> {
+    text.trim_matches(|c| c == '[' || c == ']')
+        .split(", ")
+        .filter_map(|n| n.parse().ok())
+        .collect()
 }
 
 // ---------------------------------------------------------------- strace
@@ -516,7 +526,15 @@ pub const INTERESTING: &[&str] = &[
     "recvmsg",
     "setsockopt",
     "getsockname",
+    "getpeername",
+    "getsockopt",
     "shutdown",
+    "socketpair",
+    "memfd_create",
+    "ftruncate",
+    "mmap",
+    "munmap",
+    "futex",
     "epoll_create1",
     "epoll_ctl",
     "epoll_wait",
@@ -531,6 +549,24 @@ pub const INTERESTING: &[&str] = &[
     "setgroups",
     "exit_group",
 ];
+
+/// Whether an `INTERESTING` call strace saw is the experiment's and not the
+/// runtime's: the allocator maps and unmaps private memory, and glibc's
+/// locks use private futexes, neither of which is a lab step. A lab's own
+/// are a MAP_SHARED mapping of a descriptor, its munmap (by address), and
+/// the shared (not `_PRIVATE`) FUTEX_WAIT and FUTEX_WAKE.
+fn experiment_call(c: &StraceCall, shared_maps: &[i64]) -> bool {
+    let arg = |i: usize| c.args.split(", ").nth(i).unwrap_or("").trim();
+    match c.name.as_str() {
+        "mmap" => c.args.contains("MAP_SHARED") && arg(4) != "-1",
+        "munmap" => {
+            let addr = i64::from_str_radix(c.first_arg().trim_start_matches("0x"), 16).ok();
+            addr.is_some_and(|a| shared_maps.contains(&a))
+        }
+        "futex" => matches!(arg(1), "FUTEX_WAIT" | "FUTEX_WAKE"),
+        _ => true,
+    }
+}
 
 /// Runs `ipclab --format json ARGS` under `strace -f` and checks, process
 /// by process, that every JSON step has its strace line in the same order
@@ -556,6 +592,12 @@ pub fn strace_crosscheck(test: &str, args: &[&str], limit: Duration) -> Option<R
     let run = run_cmd(&mut cmd, limit);
     let text = std::fs::read_to_string(&log).expect("strace log");
     let traced = parse_strace(&text);
+    let shared_maps: Vec<i64> = traced
+        .values()
+        .flatten()
+        .filter(|c| c.name == "mmap" && experiment_call(c, &[]))
+        .filter_map(|c| c.ret)
+        .collect();
     let steps = run.steps();
     assert!(
         !steps.is_empty(),
@@ -613,7 +655,10 @@ pub fn strace_crosscheck(test: &str, args: &[&str], limit: Duration) -> Option<R
         // Reverse direction: nothing interesting in between went unprinted.
         let (first, last) = (matched_idx[0], *matched_idx.last().expect("non-empty"));
         for (i, c) in calls.iter().enumerate().take(last + 1).skip(first) {
-            if matched_idx.contains(&i) || !INTERESTING.contains(&c.name.as_str()) {
+            if matched_idx.contains(&i)
+                || !INTERESTING.contains(&c.name.as_str())
+                || !experiment_call(c, &shared_maps)
+            {
                 continue;
             }
             let fd = c.first_arg();

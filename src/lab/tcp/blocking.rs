@@ -28,16 +28,16 @@ fn accept(rec: &mut Recorder, lst: &OwnedFd) -> Result<Option<(OwnedFd, Option<S
     }
 }
 
-/// One connection on a blocking socket, as in the seed: recv, reply, until
-/// "q", EOF, a reset, or `idle` without a message.
-fn converse(
+/// One connection on a blocking stream socket (TCP or Unix), as in the
+/// seed: recv, reply, until "q", EOF, a reset, or `idle` without a message.
+/// `who` names the peer in messages.
+pub(crate) fn converse(
     rec: &mut Recorder,
     conn: &OwnedFd,
-    peer: Option<SocketAddr>,
+    who: &str,
     prefix: &[u8],
     idle: Option<Duration>,
 ) -> Result<Ending> {
-    let who = peer_name(peer);
     let mut buf = [0u8; RECV_SIZE];
     let mut reply = Vec::with_capacity(prefix.len() + RECV_SIZE);
     loop {
@@ -78,7 +78,7 @@ fn converse(
             rec.message(format!("message from {who}: {}", shown(msg)));
         }
         reply_into(&mut reply, prefix, msg);
-        if send_all(rec, conn, &reply, &who)?.is_none() {
+        if send_all(rec, conn, &reply, who)?.is_none() {
             return Ok(Ending::Reset);
         }
     }
@@ -95,7 +95,7 @@ pub(super) fn iterative(rec: &mut Recorder, lst: OwnedFd, cfg: &ServerConfig) ->
             let Some((conn, peer)) = accept(rec, &lst)? else {
                 continue;
             };
-            let ending = match converse(rec, &conn, peer, &cfg.prefix, cfg.idle) {
+            let ending = match converse(rec, &conn, &peer_name(peer), &cfg.prefix, cfg.idle) {
                 Ok(e) => e,
                 Err(e) => {
                     let _ = file::close(rec, conn);
@@ -197,7 +197,7 @@ pub(super) fn forking(rec: &mut Recorder, lst: OwnedFd, cfg: &ServerConfig) -> R
                         rec.note("the child closes its copy of the listening socket: only the parent accepts");
                         file::close(rec, l)?;
                     }
-                    let ending = converse(rec, &conn, peer, &cfg.prefix, cfg.idle);
+                    let ending = converse(rec, &conn, &peer_name(peer), &cfg.prefix, cfg.idle);
                     match ending {
                         Ok(ending) => close_conn(rec, conn, ending),
                         Err(e) => {

@@ -81,16 +81,22 @@ fn connect(rec: &mut Recorder, addr: &SocketAddr, note: Option<&str>) -> Result<
     Ok(sock)
 }
 
-/// Sends one message and waits for the reply. Returns false once the
-/// conversation is over ("q" sent and the server closed).
-fn exchange(rec: &mut Recorder, sock: &OwnedFd, msg: &[u8], timeout: Duration) -> Result<bool> {
+/// Sends one message on a connected stream socket (TCP or Unix) and waits
+/// for the reply. Returns false once the conversation is over ("q" sent
+/// and the server closed).
+pub(crate) fn exchange(
+    rec: &mut Recorder,
+    sock: &OwnedFd,
+    msg: &[u8],
+    timeout: Duration,
+) -> Result<bool> {
     let who = "the server";
     if is_quit(msg) {
         rec.note("\"q\" sent: the server closes this connection (the iterative one also stops)");
     } else {
         rec.note(
-            "sent; the client now waits for the reply before sending more — TCP has no message \
-             boundaries, so two quick sends could reach the server as one recv()",
+            "sent; the client now waits for the reply before sending more — a stream socket has no \
+             message boundaries, so two quick sends could reach the server as one recv()",
         );
     }
     if send_all(rec, sock, msg, who)?.is_none() {
@@ -226,12 +232,14 @@ impl StdinLines {
     }
 }
 
-fn interactive(rec: &mut Recorder, sock: &OwnedFd, timeout: Duration) -> Result<()> {
+/// Lines from stdin, each sent as one message on a connected stream
+/// socket, until end of input or "q".
+pub(crate) fn interactive(rec: &mut Recorder, sock: &OwnedFd, timeout: Duration) -> Result<()> {
     rec.message("type a message and Enter to send it to the repeater server; \"q\" quits (the newline is not sent)");
     let mut lines = StdinLines::default();
     while let Some(line) = lines.next_line(rec, Some(sock.as_fd()))? {
         if line.is_empty() {
-            rec.message("empty line: nothing sent (a 0-byte send carries nothing over TCP, and no reply would come)");
+            rec.message("empty line: nothing sent (a 0-byte send carries nothing on a stream socket, and no reply would come)");
             continue;
         }
         if !exchange(rec, sock, &line, timeout)? {

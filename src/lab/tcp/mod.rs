@@ -35,7 +35,9 @@ use crate::lab::wait;
 use crate::sys::{file, socket};
 use crate::trace::Recorder;
 
+pub(crate) use blocking::converse;
 pub use client::{client, demo, StdinLines};
+pub(crate) use client::{exchange, interactive};
 
 /// How the server handles more than one client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,7 +103,7 @@ pub struct ClientConfig {
 
 /// What ended one connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Ending {
+pub(crate) enum Ending {
     Quit,
     Eof,
     Reset,
@@ -209,7 +211,12 @@ fn peer_name(peer: Option<SocketAddr>) -> String {
 /// Sends all of `data`. A peer that does not read fills the socket: send()
 /// says EAGAIN and we wait for room in ppoll, for at most [`SEND_STALL`].
 /// Returns None when the peer is gone (EPIPE, ECONNRESET) or stalled.
-fn send_all(rec: &mut Recorder, conn: &OwnedFd, data: &[u8], who: &str) -> Result<Option<()>> {
+pub(crate) fn send_all(
+    rec: &mut Recorder,
+    conn: &OwnedFd,
+    data: &[u8],
+    who: &str,
+) -> Result<Option<()>> {
     let mut off = 0;
     // Each pass sends at least one byte, waits, or returns.
     while off < data.len() {
@@ -240,7 +247,7 @@ fn send_all(rec: &mut Recorder, conn: &OwnedFd, data: &[u8], who: &str) -> Resul
     Ok(Some(()))
 }
 
-fn close_conn(rec: &mut Recorder, conn: OwnedFd, ending: Ending) -> Result<()> {
+pub(crate) fn close_conn(rec: &mut Recorder, conn: OwnedFd, ending: Ending) -> Result<()> {
     rec.note(match ending {
         Ending::Quit => "the server closes the connection: the client's recv() returns 0 (EOF)",
         Ending::Eof => "both sides have closed: the connection is gone",

@@ -2,8 +2,9 @@
 //! getpeername, sendto (send), recvfrom (recv), shutdown, and the epoll trio
 //! epoll_create1 / epoll_ctl / epoll_wait.
 //!
-//! Options live in `opt.rs`, data transfer in `io.rs`; the waits (ppoll,
-//! epoll) in [`super::poll`].
+//! Options live in `opt.rs`, data transfer in `io.rs`, what Unix-domain
+//! sockets add (their addresses, socketpair, SCM_RIGHTS, SO_PEERCRED) in
+//! [`unix`]; the waits (ppoll, epoll) in [`super::poll`].
 //!
 //! The wrappers are generic — family, type and protocol are plain ints, and
 //! addresses are [`SocketAddr`] — so the TCP, UDP, ping and sniff labs share
@@ -35,6 +36,7 @@ use crate::trace::{Call, Recorder, Shown};
 
 mod io;
 mod opt;
+pub mod unix;
 pub use io::*;
 pub(crate) use opt::setsockopt_value;
 pub use opt::*;
