@@ -389,3 +389,69 @@ fn man_pages_for_every_command_render_cleanly() {
         assert!(warn.trim().is_empty(), "{:?}: {warn}", e.path());
     }
 }
+
+/// Issue 8 §2: --step asks on the terminal, one process at a time, each
+/// prompt on a line of its own naming its pid. `script` gives the run a
+/// terminal; the test answers every prompt with Enter.
+#[test]
+fn step_prompts_one_process_at_a_time_on_the_terminal() {
+    use std::io::Write;
+    if !crate::util::have_tool("script") {
+        crate::util::skip(
+            "step_prompts_one_process_at_a_time_on_the_terminal",
+            "needs script (util-linux) for a terminal",
+        );
+        return;
+    }
+    let bin = env!("CARGO_BIN_EXE_ipclab");
+    let mut child = std::process::Command::new("script")
+        .args([
+            "-qec",
+            &format!("{bin} --no-color --step pipe"),
+            "/dev/null",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script");
+    let mut input = child.stdin.take().expect("stdin");
+    let feeder = std::thread::spawn(move || {
+        for _ in 0..80 {
+            if input.write_all(b"\n").is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    });
+    let mut out = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut out, &mut s);
+        s
+    });
+    let status = crate::util::wait_exit(
+        &mut child,
+        Duration::from_secs(30),
+        "ipclab --step under script",
+    );
+    let _ = feeder.join();
+    let text = reader.join().unwrap_or_default();
+    assert!(status.success(), "{text}");
+    let prompts: Vec<&str> = text.lines().filter(|l| l.contains("next: ")).collect();
+    assert!(
+        prompts.iter().any(|l| l.contains("next: pipe2()")),
+        "{text}"
+    );
+    assert!(
+        prompts
+            .iter()
+            .all(|l| l.trim_start().starts_with("[pid ") && l.matches("next: ").count() == 1),
+        "{prompts:?}"
+    );
+    let pids: std::collections::BTreeSet<&str> = prompts
+        .iter()
+        .filter_map(|l| l.trim_start().strip_prefix("[pid ")?.split(']').next())
+        .collect();
+    assert!(pids.len() >= 2, "parent and child both asked: {pids:?}");
+}
