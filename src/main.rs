@@ -62,6 +62,10 @@ fn main() -> ExitCode {
         } else {
             None
         },
+        objects: json,
+        copy: None,
+        copy_fds: false,
+        lanes: false,
     };
     ipclab::trace::names::set_strsize(g.strsize as usize);
     match cli.command {

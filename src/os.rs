@@ -95,6 +95,15 @@ pub fn output_fd() -> Option<i32> {
 /// high descriptor, so the labs' own descriptors keep the numbers they
 /// have without `-o`. Not a lab step: strace's own `-o` is not traced either.
 pub fn open_output(path: &std::path::Path) -> std::io::Result<()> {
+    let high = open_high(path)?;
+    OUTPUT_FD.store(high, Ordering::SeqCst);
+    Ok(())
+}
+
+/// Creates or truncates `path` for ipclab's own output (`-o`, `--diagram`,
+/// `--html`) and returns it as a descriptor at 900 or above, out of the
+/// labs' way; close-on-exec, O_APPEND.
+pub fn open_high(path: &std::path::Path) -> std::io::Result<i32> {
     use std::os::unix::fs::OpenOptionsExt;
     let f = std::fs::OpenOptions::new()
         .write(true)
@@ -103,14 +112,86 @@ pub fn open_output(path: &std::path::Path) -> std::io::Result<()> {
         .mode(0o644)
         .custom_flags(libc::O_CLOEXEC | libc::O_APPEND)
         .open(path)?;
+    move_high(&f)
+}
+
+/// A new descriptor for `f` at 900 or above (the original closes with `f`).
+fn move_high(f: &std::fs::File) -> std::io::Result<i32> {
     // SAFETY: `f` is an open descriptor; F_DUPFD_CLOEXEC makes a new one at
     // or above 900 and touches no memory.
     let high = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 900) };
     if high < 0 {
         return Err(std::io::Error::last_os_error());
     }
-    OUTPUT_FD.store(high, Ordering::SeqCst);
-    Ok(())
+    Ok(high)
+}
+
+/// A file with no name (O_TMPFILE in $TMPDIR, or, where the file system
+/// cannot make one, a fresh name removed at once), read and appended to
+/// through a descriptor at 900 or above: the run's JSON copy, which every
+/// forked process inherits and which vanishes with the last descriptor,
+/// whatever ends the run. Not a lab step.
+pub fn open_copy() -> std::io::Result<i32> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = std::env::temp_dir();
+    let unnamed = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_TMPFILE | libc::O_CLOEXEC | libc::O_APPEND)
+        .open(&dir);
+    let f = match unnamed {
+        Ok(f) => f,
+        Err(_) => {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos());
+            let path = dir.join(format!(".ipclab-run-{}-{nanos:08x}", std::process::id()));
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .append(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+                .open(&path)?;
+            std::fs::remove_file(&path)?;
+            f
+        }
+    };
+    move_high(&f)
+}
+
+/// Borrows descriptor `fd` as a File that is never closed by dropping it.
+fn borrowed_file(fd: i32) -> std::mem::ManuallyDrop<std::fs::File> {
+    // SAFETY: callers pass a descriptor ipclab opened for its own output
+    // (open_high, open_copy), open for the life of the process; ManuallyDrop
+    // keeps the File from closing it.
+    std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) })
+}
+
+/// Appends `bytes` to one of ipclab's own output descriptors.
+pub fn write_fd(fd: i32, bytes: &[u8]) -> std::io::Result<()> {
+    borrowed_file(fd).write_all(bytes)
+}
+
+/// Everything written so far to the copy `fd` (see [`open_copy`]).
+pub fn read_copy(fd: i32) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let f = borrowed_file(fd);
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = f.read_at(&mut buf, out.len() as u64)?;
+        if n == 0 {
+            return Ok(out);
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// Closes one of ipclab's own output descriptors.
+pub fn close_fd(fd: i32) {
+    drop(std::mem::ManuallyDrop::into_inner(borrowed_file(fd)));
 }
 
 /// Columns of the terminal stdout is, if it is one (for wrapping notes).

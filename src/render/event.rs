@@ -55,6 +55,27 @@ pub struct Step {
     pub note: String,
     /// The failure was provoked on purpose by the lab (the lesson), not a fault.
     pub provoked: bool,
+    /// The kernel object behind each descriptor the call used or made, when
+    /// the output needs it (JSON, a diagram); empty otherwise.
+    pub objects: Vec<ObjectRef>,
+}
+
+/// A descriptor of a step and the kernel object behind it: what
+/// `readlink("/proc/self/fd/N")` said at the step, and for a socket its
+/// addresses from `/proc/net/*` (or its peer, for AF_UNIX).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ObjectRef {
+    pub fd: i32,
+    /// `pipe:[1234]`, `socket:[5678]`, `/tmp/…/fifo`, `anon_inode:[pidfd]`.
+    pub object: String,
+    /// `TCP`, `UDP`, `UNIX`, `RAW`, `PACKET` for a socket the kernel lists.
+    pub proto: Option<String>,
+    /// The socket's own address (`127.0.0.1:8989`; a path or `@name` for AF_UNIX).
+    pub local: Option<String>,
+    /// The address it is connected to, when it is.
+    pub remote: Option<String>,
+    /// The connected AF_UNIX socket at the other end, `socket:[N]`.
+    pub peer: Option<String>,
 }
 
 impl Step {

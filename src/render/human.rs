@@ -456,6 +456,7 @@ mod tests {
             at: Duration::from_micros(345),
             note: "fd 3 reads, fd 4 writes".into(),
             provoked: false,
+            objects: Vec::new(),
         }
     }
 

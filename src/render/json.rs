@@ -6,7 +6,7 @@
 use serde_json::{json, Value};
 
 use super::errno::errno_name;
-use super::event::{Event, Outcome};
+use super::event::{Event, ObjectRef, Outcome};
 
 /// One JSON line (with its newline) for an event; empty for events JSON omits.
 pub fn render(ev: &Event<'_>) -> String {
@@ -25,9 +25,22 @@ pub fn render(ev: &Event<'_>) -> String {
             "elapsed_us": s.elapsed.as_micros() as u64,
             "provoked": s.provoked,
             "t_us": s.at.as_micros() as u64,
+            "objects": s.objects.iter().map(object).collect::<Vec<_>>(),
         }),
-        // The step itself follows when the call returns; JSON readers want one line per call.
-        Event::Waiting { .. } => return String::new(),
+        // The marker strace prints as `<unfinished ...>`; the call's own
+        // `syscall` line follows when it returns.
+        Event::Waiting {
+            pid,
+            syscall,
+            lead,
+            reason,
+        } => json!({
+            "type": "waiting",
+            "pid": pid,
+            "syscall": syscall,
+            "lead": lead,
+            "reason": reason,
+        }),
         Event::Message { pid, text } => json!({ "type": "message", "pid": pid, "text": text }),
         Event::Section { name, title } => {
             json!({ "type": "section", "name": name, "title": title })
@@ -75,4 +88,23 @@ pub fn render(ev: &Event<'_>) -> String {
     let mut line = v.to_string();
     line.push('\n');
     line
+}
+
+/// `{"fd":3,"object":"socket:[123]","proto":"TCP","local":…,"remote":…}`:
+/// the keys that are not known are left out.
+fn object(o: &ObjectRef) -> Value {
+    let mut m = serde_json::Map::new();
+    m.insert("fd".into(), o.fd.into());
+    m.insert("object".into(), o.object.clone().into());
+    for (k, v) in [
+        ("proto", &o.proto),
+        ("local", &o.local),
+        ("remote", &o.remote),
+        ("peer", &o.peer),
+    ] {
+        if let Some(v) = v {
+            m.insert(k.into(), v.clone().into());
+        }
+    }
+    Value::Object(m)
 }

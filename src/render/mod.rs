@@ -26,6 +26,8 @@ pub struct RenderOptions {
     pub origin_wall: std::time::SystemTime,
     /// Wrap notes at this many columns.
     pub width: Option<usize>,
+    /// One column per process (`--lanes`; text only).
+    pub lanes: bool,
 }
 
 /// Renderer plus the stdout it writes to.
@@ -35,15 +37,32 @@ pub struct Output {
     broken: bool,
     /// The first write error other than EPIPE (ENOSPC on /dev/full, say).
     failed: Option<std::io::Error>,
+    /// The run's JSON copy for `--diagram` and `--html` (see [`copy`](Self::emit_copy)).
+    copy: Option<i32>,
 }
 
 impl Output {
-    pub fn new(opts: RenderOptions) -> Self {
+    pub fn new(opts: RenderOptions, copy: Option<i32>) -> Self {
         Output {
             json: opts.json,
             human: human::Human::with(opts),
             broken: false,
             failed: None,
+            copy,
+        }
+    }
+
+    /// Writes `ev` as a JSON line to the run's copy alone: a file every
+    /// process of the run appends whole lines to (one `write(2)` each, with
+    /// O_APPEND), which the first process reads back at the end to draw
+    /// the diagram. ipclab's own output, like `-o FILE`: not a lab step.
+    pub fn emit_copy(&mut self, ev: &Event<'_>) {
+        if let Some(fd) = self.copy {
+            let line = json::render(ev);
+            if !line.is_empty() && crate::os::write_fd(fd, line.as_bytes()).is_err() {
+                // A full disk: the diagram will lack these lines, the trace goes on.
+                self.copy = None;
+            }
         }
     }
 
@@ -58,6 +77,7 @@ impl Output {
     }
 
     pub fn emit(&mut self, ev: &Event<'_>) {
+        self.emit_copy(ev);
         if self.broken || self.failed.is_some() {
             return;
         }

@@ -89,71 +89,177 @@ fn open_flags(fd: i32) -> Option<i32> {
 
 /// Looks a socket inode up in the kernel's tables.
 fn find_socket(inode: u64, peers: &mut Peers) -> Option<String> {
-    const INET: &[(&str, &str)] = &[
-        ("/proc/net/tcp", "TCP"),
-        ("/proc/net/tcp6", "TCP"),
-        ("/proc/net/udp", "UDP"),
-        ("/proc/net/udp6", "UDP"),
-        ("/proc/net/raw", "RAW"),
-        ("/proc/net/raw6", "RAW"),
-    ];
-    for (path, proto) in INET {
+    let sock = socket_info(inode, None)?;
+    let peer = match &sock {
+        Socket::Unix(_) => {
+            if matches!(peers, Peers::NotAsked) {
+                *peers = Peers::Known(unix_peers());
+            }
+            match peers {
+                Peers::Known(m) => m.get(&inode).copied(),
+                Peers::NotAsked => None,
+            }
+        }
+        _ => None,
+    };
+    Some(sock.describe(peer))
+}
+
+/// The /proc/net tables that list sockets, and the protocol each shows.
+const TABLES: &[(&str, &str)] = &[
+    ("/proc/net/tcp", "TCP"),
+    ("/proc/net/tcp6", "TCP"),
+    ("/proc/net/udp", "UDP"),
+    ("/proc/net/udp6", "UDP"),
+    ("/proc/net/raw", "RAW"),
+    ("/proc/net/raw6", "RAW"),
+    ("/proc/net/unix", "UNIX"),
+    ("/proc/net/packet", "PACKET"),
+];
+
+/// What the kernel's tables say about one socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Socket {
+    Inet {
+        /// `/proc/net/tcp6`…: where it was found (a hint for the next look).
+        table: &'static str,
+        proto: &'static str,
+        local: SocketAddr,
+        remote: SocketAddr,
+        /// TCP's state (`LISTEN`, `ESTABLISHED`…); empty for UDP and raw.
+        state: &'static str,
+    },
+    Unix(UnixLine),
+    Packet {
+        proto: String,
+        ifindex: String,
+    },
+}
+
+impl Socket {
+    /// The table it was found in.
+    pub fn table(&self) -> &'static str {
+        match self {
+            Socket::Inet { table, .. } => table,
+            Socket::Unix(_) => "/proc/net/unix",
+            Socket::Packet { .. } => "/proc/net/packet",
+        }
+    }
+
+    /// `TCP`, `UDP`, `RAW`, `UNIX` or `PACKET`.
+    pub fn proto(&self) -> &'static str {
+        match self {
+            Socket::Inet { proto, .. } => proto,
+            Socket::Unix(_) => "UNIX",
+            Socket::Packet { .. } => "PACKET",
+        }
+    }
+
+    /// Its own address, when it has one.
+    pub fn local(&self) -> Option<String> {
+        match self {
+            Socket::Inet { local, .. } => Some(local.to_string()),
+            Socket::Unix(u) => (!u.name.is_empty()).then(|| u.name.clone()),
+            Socket::Packet { .. } => None,
+        }
+    }
+
+    /// The address it is connected to, when it is.
+    pub fn remote(&self) -> Option<String> {
+        match self {
+            Socket::Inet { remote, .. } if !remote.ip().is_unspecified() || remote.port() != 0 => {
+                Some(remote.to_string())
+            }
+            _ => None,
+        }
+    }
+
+    /// An AF_UNIX socket that is connected (its peer can be asked for).
+    pub fn unix_connected(&self) -> bool {
+        matches!(self, Socket::Unix(u) if !u.listening && u.state == 3)
+    }
+
+    /// As `--fds` shows it: `TCP 127.0.0.1:8989 -> 127.0.0.1:4242 ESTABLISHED`.
+    fn describe(&self, peer: Option<u64>) -> String {
+        match self {
+            Socket::Inet {
+                proto,
+                local,
+                state,
+                ..
+            } => {
+                let mut s = format!("{proto} {local}");
+                if let Some(r) = self.remote() {
+                    s.push_str(&format!(" -> {r}"));
+                }
+                if !state.is_empty() {
+                    s.push(' ');
+                    s.push_str(state);
+                }
+                s
+            }
+            Socket::Unix(u) => u.describe(peer),
+            Socket::Packet { proto, ifindex } => format!("PACKET proto={proto} ifindex={ifindex}"),
+        }
+    }
+}
+
+/// Looks a socket inode up in /proc/net: in `only` (a table where it was
+/// found before), or in each table in turn.
+pub fn socket_info(inode: u64, only: Option<&str>) -> Option<Socket> {
+    for (path, proto) in TABLES {
+        if only.is_some_and(|o| o != *path) {
+            continue;
+        }
         let Ok(text) = fs::read_to_string(path) else {
             continue;
         };
-        for line in text.lines().skip(1) {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            if f.len() < 10 || f[9].parse::<u64>().ok() != Some(inode) {
-                continue;
-            }
-            let local = parse_addr(f[1])?;
-            let remote = parse_addr(f[2])?;
-            let state = u8::from_str_radix(f[3], 16).ok()?;
-            let state = if *proto == "TCP" {
-                tcp_state(state)
-            } else {
-                ""
-            };
-            let mut s = format!("{proto} {local}");
-            if !remote.ip().is_unspecified() || remote.port() != 0 {
-                s.push_str(&format!(" -> {remote}"));
-            }
-            if !state.is_empty() {
-                s.push(' ');
-                s.push_str(state);
-            }
-            return Some(s);
-        }
-    }
-    if let Ok(text) = fs::read_to_string("/proc/net/unix") {
-        for line in text.lines().skip(1) {
-            if let Some(u) = UnixLine::parse(line).filter(|u| u.inode == inode) {
-                if matches!(peers, Peers::NotAsked) {
-                    *peers = Peers::Known(unix_peers());
-                }
-                let peer = match peers {
-                    Peers::Known(m) => m.get(&inode).copied(),
-                    Peers::NotAsked => None,
-                };
-                return Some(u.describe(peer));
-            }
-        }
-    }
-    if let Ok(text) = fs::read_to_string("/proc/net/packet") {
-        for line in text.lines().skip(1) {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            if f.len() >= 9 && f[8].parse::<u64>().ok() == Some(inode) {
-                return Some(format!("PACKET proto={} ifindex={}", f[3], f[4]));
-            }
+        let found = match *proto {
+            "UNIX" => text
+                .lines()
+                .skip(1)
+                .filter_map(UnixLine::parse)
+                .find(|u| u.inode == inode)
+                .map(Socket::Unix),
+            "PACKET" => text.lines().skip(1).find_map(|line| {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                (f.len() >= 9 && f[8].parse::<u64>().ok() == Some(inode)).then(|| Socket::Packet {
+                    proto: f[3].to_string(),
+                    ifindex: f[4].to_string(),
+                })
+            }),
+            _ => text
+                .lines()
+                .skip(1)
+                .find_map(|line| inet_line(line, inode, path, proto)),
+        };
+        if found.is_some() {
+            return found;
         }
     }
     None
 }
 
+/// One line of /proc/net/{tcp,udp,raw}[6], if it is socket `inode`'s.
+fn inet_line(line: &str, inode: u64, table: &'static str, proto: &'static str) -> Option<Socket> {
+    let f: Vec<&str> = line.split_whitespace().collect();
+    if f.len() < 10 || f[9].parse::<u64>().ok() != Some(inode) {
+        return None;
+    }
+    let state = u8::from_str_radix(f[3], 16).ok()?;
+    Some(Socket::Inet {
+        table,
+        proto,
+        local: parse_addr(f[1])?,
+        remote: parse_addr(f[2])?,
+        state: if proto == "TCP" { tcp_state(state) } else { "" },
+    })
+}
+
 /// One line of /proc/net/unix:
 /// `Num RefCount Protocol Flags Type St Inode [Path]`.
-#[derive(Debug, PartialEq, Eq)]
-struct UnixLine {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnixLine {
     listening: bool,
     ty: u16,
     state: u8,
@@ -213,7 +319,7 @@ impl UnixLine {
 /// inode → peer inode for every AF_UNIX socket, from one NETLINK_SOCK_DIAG
 /// dump with UDIAG_SHOW_PEER (see sock_diag(7)). Empty when the kernel
 /// refuses (no unix_diag module): the table then shows no peers.
-fn unix_peers() -> HashMap<u64, u64> {
+pub fn unix_peers() -> HashMap<u64, u64> {
     use nix::sys::socket::{
         self as sock, AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType,
     };

@@ -10,6 +10,7 @@ pub mod explain;
 pub mod fds;
 pub mod filter;
 pub mod names;
+pub mod objects;
 pub mod stats;
 
 use std::time::Instant;
@@ -41,6 +42,17 @@ pub struct TraceOptions {
     pub count_table: bool,
     /// Wrap notes at this many columns (a terminal), or not at all.
     pub width: Option<usize>,
+    /// Name the kernel object behind each step's descriptors (JSON and
+    /// diagrams need it; see `objects`).
+    pub objects: bool,
+    /// A descriptor every process of the run also writes each event to as
+    /// a JSON line, whatever the format (for `--diagram` and `--html`).
+    pub copy: Option<i32>,
+    /// The copy also gets the descriptor table after each step that opens
+    /// or closes one (for `--html`), whether or not `--fds` shows it.
+    pub copy_fds: bool,
+    /// Text in one column per process (`--lanes`).
+    pub lanes: bool,
 }
 
 /// The description of a call that a `sys` wrapper gives the recorder.
@@ -183,6 +195,8 @@ pub struct Recorder {
     origin: Instant,
     /// Signals caught and already shown (see `os::take_signals`).
     sig_seen: usize,
+    /// What this process has seen behind its descriptors.
+    objects: objects::Objects,
 }
 
 impl Recorder {
@@ -192,14 +206,18 @@ impl Recorder {
             eprintln!("ipclab: --step needs a terminal (/dev/tty); running without pauses");
         }
         Recorder {
-            out: Output::new(RenderOptions {
-                json: opts.json,
-                color: opts.color,
-                timestamps: opts.timestamps,
-                relative: opts.relative,
-                origin_wall: std::time::SystemTime::now(),
-                width: opts.width,
-            }),
+            out: Output::new(
+                RenderOptions {
+                    json: opts.json,
+                    color: opts.color,
+                    timestamps: opts.timestamps,
+                    relative: opts.relative,
+                    origin_wall: std::time::SystemTime::now(),
+                    width: opts.width,
+                    lanes: opts.lanes,
+                },
+                opts.copy,
+            ),
             opts,
             pid: std::process::id() as i32,
             counters: crate::os::shared_counters(),
@@ -211,6 +229,7 @@ impl Recorder {
             can_pause,
             origin: Instant::now(),
             sig_seen: crate::os::signals_so_far(),
+            objects: objects::Objects::default(),
         }
     }
 
@@ -488,15 +507,25 @@ impl Recorder {
 
     /// Prints this process's descriptor table, and its shared-memory mappings.
     pub fn show_fds(&mut self) {
+        self.fds_table(true);
+    }
+
+    /// The descriptor table, shown (`shown`) or for the copy alone.
+    fn fds_table(&mut self, shown: bool) {
         let entries = fds::table();
         let maps = fds::shared_maps();
         let seq = self.counters.seq.load(std::sync::atomic::Ordering::Relaxed);
-        self.out.emit(&Event::Fds {
+        let ev = Event::Fds {
             pid: self.pid,
             seq,
             entries: &entries,
             maps: &maps,
-        });
+        };
+        if shown {
+            self.out.emit(&ev);
+        } else {
+            self.out.emit_copy(&ev);
+        }
     }
 
     /// Counts one call; a failure the lab provoked on purpose apart.
@@ -586,7 +615,7 @@ impl Recorder {
             _ => self.pending_note.take().unwrap_or(shown.note),
         };
         self.clear_pending();
-        let step = Step {
+        let mut step = Step {
             seq,
             pid: self.pid,
             syscall: call.name,
@@ -599,10 +628,18 @@ impl Recorder {
             at: start.saturating_duration_since(self.origin),
             note,
             provoked,
+            objects: Vec::new(),
         };
+        if self.opts.objects {
+            step.objects = self.objects.look(step.syscall, &step.args, step.ret());
+        }
         self.out.emit(&Event::Step(&step));
-        if self.opts.fds && call.changes_fds && matches!(outcome, Outcome::Ret(_)) {
-            self.show_fds();
+        if call.changes_fds && matches!(outcome, Outcome::Ret(_)) {
+            if self.opts.fds {
+                self.show_fds();
+            } else if self.opts.copy_fds {
+                self.fds_table(false);
+            }
         }
     }
 }

@@ -146,8 +146,20 @@ fn normalise(text: &str) -> Vec<String> {
             }
         }
     }
+    // The directory the run started in (`errata mkfifo-path` prints it):
+    // whichever checkout the tests run in.
+    let cwd = text.lines().find_map(|l| {
+        let path = l.split("getcwd(\"").nth(1)?.split('"').next()?;
+        Some(path.to_string())
+    });
     text.lines()
         .map(|line| {
+            let line = match &cwd {
+                Some(c) if !c.is_empty() => line.replace(&format!("\"{c}\""), "\"CWD\""),
+                _ => line.to_string(),
+            };
+            let line = number_after(&line, "\"CWD\", 4096) = ", "LEN");
+            let line = line.as_str();
             // Names a run makes for itself (ipclab-PID-NANOS: its temp dir,
             // /dev/shm object, abstract socket name) before the pids go.
             let mut l = run_names(line.trim_end());

@@ -568,6 +568,32 @@ fn experiment_call(c: &StraceCall, shared_maps: &[i64]) -> bool {
     }
 }
 
+/// Whether an unprinted call is ipclab's display work, which the README
+/// says is not printed: reading a /proc file (the `objects` of each JSON
+/// step, `--fds`), the NETLINK_SOCK_DIAG socket that asks for AF_UNIX
+/// peers, and writing its own output descriptors, which it keeps at 900
+/// and above (`-o`, the run's copy for `--diagram` and `--html`). `open`
+/// holds the descriptors of the first two while they are open.
+fn display_call(c: &StraceCall, open: &mut Vec<String>) -> bool {
+    let fd = c.first_arg().to_string();
+    let made = match c.name.as_str() {
+        "openat" => c.args.contains("\"/proc/"),
+        "socket" => c.args.contains("NETLINK_SOCK_DIAG"),
+        _ => false,
+    };
+    if made {
+        open.extend(c.ret.filter(|&r| r >= 0).map(|r| r.to_string()));
+        return true;
+    }
+    if open.contains(&fd) {
+        if c.name == "close" {
+            open.retain(|f| *f != fd);
+        }
+        return true;
+    }
+    c.name == "write" && fd.parse::<i64>().is_ok_and(|n| n >= 900)
+}
+
 /// Runs `ipclab --format json ARGS` under `strace -f` and checks, process
 /// by process, that every JSON step has its strace line in the same order
 /// with the same name, first descriptor argument, return value and errno;
@@ -654,10 +680,12 @@ pub fn strace_crosscheck(test: &str, args: &[&str], limit: Duration) -> Option<R
         }
         // Reverse direction: nothing interesting in between went unprinted.
         let (first, last) = (matched_idx[0], *matched_idx.last().expect("non-empty"));
+        let mut display = Vec::new();
         for (i, c) in calls.iter().enumerate().take(last + 1).skip(first) {
             if matched_idx.contains(&i)
                 || !INTERESTING.contains(&c.name.as_str())
                 || !experiment_call(c, &shared_maps)
+                || display_call(c, &mut display)
             {
                 continue;
             }
