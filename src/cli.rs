@@ -67,6 +67,20 @@ pub struct GlobalArgs {
     /// end instead of each step (strace -c)
     #[arg(short = 'c', long = "summary-only")]
     pub count: bool,
+    /// Also draw the run as a sequence diagram in FILE.svg: a lane per
+    /// process, a box per syscall, arrows for the bytes, connections, forks,
+    /// exits and signals between them (tour: every section, one under another)
+    #[arg(long, value_name = "FILE.svg")]
+    pub diagram: Option<PathBuf>,
+    /// Also write a self-contained HTML report to FILE: the diagrams and the
+    /// step list; hover over or click a box for its strace line, note and
+    /// descriptors
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Text in one column per process, time downward (needs a terminal of
+    /// 120 columns or more, or COLUMNS set when stdout is not one)
+    #[arg(long)]
+    pub lanes: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -95,6 +109,17 @@ pub enum Command {
     Ping(PingArgs),
     /// Capture frames with an AF_PACKET socket and decode each [needs root or CAP_NET_RAW]
     Sniff(SniffArgs),
+    /// Draw a saved JSON run (`ipclab --format json LAB > RUN.jsonl`) as a sequence diagram
+    Diagram {
+        /// The run's JSON lines
+        run: PathBuf,
+        /// Write the diagram (SVG) to FILE.svg
+        #[arg(short = 'o', value_name = "FILE.svg")]
+        output: Option<PathBuf>,
+        /// Write a self-contained HTML report (diagrams and step list) to FILE
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+    },
     /// The mistakes in the notes' programs, each shown by a real run (all, or NAME)
     Errata {
         /// One erratum: mkfifo-path, read-nul, no-wait, listen-backlog,

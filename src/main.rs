@@ -10,6 +10,7 @@ use ipclab::cli::{
 };
 use ipclab::error::{Error, Result};
 use ipclab::lab::{self, fifo, ping, pipe, repeater, shm, sniff, tcp, udp, unix};
+use ipclab::render::drawing::Drawing;
 use ipclab::sys::signal;
 use ipclab::trace::{Recorder, TraceOptions};
 
@@ -21,7 +22,7 @@ fn main() -> ExitCode {
     let g = &cli.global;
     let is_tool = matches!(
         cli.command,
-        Command::Completions { .. } | Command::Man { .. }
+        Command::Completions { .. } | Command::Man { .. } | Command::Diagram { .. }
     );
     if is_tool
         && (g.fds
@@ -30,9 +31,17 @@ fn main() -> ExitCode {
             || g.timestamps > 0
             || g.relative
             || !g.expr.is_empty()
-            || g.output.is_some())
+            || g.output.is_some()
+            || g.diagram.is_some()
+            || g.html.is_some()
+            || g.lanes)
     {
-        eprintln!("ipclab: the trace options (--fds, --step, -t, -r, -e, -o, -c) do not apply to `man` and `completions`, which make no syscall steps");
+        eprintln!("ipclab: the trace options (--fds, --step, -t, -r, -e, -o, -c, --diagram, --html, --lanes) do not apply to `man`, `completions` and `diagram`, which make no syscall steps");
+        return ExitCode::from(2);
+    }
+    let drawn = g.diagram.is_some() || g.html.is_some();
+    if drawn && (g.quiet || g.count) {
+        eprintln!("ipclab: --diagram and --html draw the steps, which --quiet and -c leave out: use one or the other");
         return ExitCode::from(2);
     }
     let filter = match ipclab::trace::filter::Filter::parse(&g.expr) {
@@ -44,6 +53,10 @@ fn main() -> ExitCode {
     };
     let json = g.format == Format::Json;
     let to_tty = g.output.is_none() && std::io::stdout().is_terminal();
+    let lanes = match lanes_width(g.lanes, json) {
+        Ok(w) => w,
+        Err(code) => return code,
+    };
     let opts = TraceOptions {
         json,
         quiet: g.quiet,
@@ -57,15 +70,16 @@ fn main() -> ExitCode {
         relative: g.relative,
         filter,
         count_table: g.count,
-        width: if to_tty && !json {
+        width: if lanes.is_some() {
+            lanes
+        } else if to_tty && !json {
             ipclab::os::terminal_width()
         } else {
             None
         },
-        objects: json,
+        objects: json || drawn,
         copy: None,
-        copy_fds: false,
-        lanes: false,
+        lanes: lanes.is_some(),
     };
     ipclab::trace::names::set_strsize(g.strsize as usize);
     match cli.command {
@@ -74,6 +88,9 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Command::Man { install, command } => return man_command(install.as_deref(), &command),
+        Command::Diagram { run, output, html } => {
+            return diagram_command(&run, output.as_deref(), html.as_deref())
+        }
         _ => {}
     }
     // Bad input is refused before the first syscall step.
@@ -93,13 +110,87 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
+    // The diagram files are opened (and bad paths refused) before the
+    // first step; the copy every process writes its events to is made now.
+    let mut opts = opts;
+    let drawing = match Drawing::open(cli.global.diagram, cli.global.html) {
+        Ok(d) => d,
+        Err((e, code)) => {
+            eprintln!("{}", one_line(&format!("ipclab: {e}")));
+            return ExitCode::from(code);
+        }
+    };
+    opts.copy = drawing.as_ref().map(Drawing::copy_fd);
     let mut rec = Recorder::new(opts);
     // Held and caught before the lab makes anything it would have to clean up.
     let result = match signal::hold_stops(&mut rec) {
         Ok(()) => job(&mut rec),
         Err(e) => Err(e.into()),
     };
+    if let Some(d) = drawing {
+        for e in d.finish(&command_title()) {
+            eprintln!("{}", one_line(&format!("ipclab: {e}")));
+        }
+    }
     exit_code(&rec, result)
+}
+
+/// The width `--lanes` has (the terminal's, or COLUMNS when stdout is not
+/// a terminal), or `None` (with a note) when it cannot be used.
+fn lanes_width(asked: bool, json: bool) -> std::result::Result<Option<usize>, ExitCode> {
+    if !asked {
+        return Ok(None);
+    }
+    if json {
+        eprintln!("ipclab: --lanes is a text format: drop --format json");
+        return Err(ExitCode::from(2));
+    }
+    let width = ipclab::os::terminal_width().or_else(|| {
+        std::env::var("COLUMNS")
+            .ok()
+            .and_then(|c| c.trim().parse().ok())
+    });
+    match width {
+        Some(w) if w >= 120 => Ok(Some(w)),
+        Some(w) => {
+            eprintln!("ipclab: --lanes needs 120 columns or more and this terminal has {w}: showing the usual text instead");
+            Ok(None)
+        }
+        None => {
+            eprintln!("ipclab: --lanes needs to know the width (stdout is not a terminal; set COLUMNS=120 or more): showing the usual text instead");
+            Ok(None)
+        }
+    }
+}
+
+/// `ipclab tcp demo`: the command's words, without options, for the
+/// diagram's title.
+fn command_title() -> String {
+    let mut words = vec!["ipclab".to_string()];
+    let Ok(m) = Cli::command().try_get_matches() else {
+        return words.join(" ");
+    };
+    let mut at = m.subcommand();
+    while let Some((name, sub)) = at {
+        words.push(name.to_string());
+        at = sub.subcommand();
+    }
+    words.join(" ")
+}
+
+/// `ipclab diagram RUN.jsonl [-o FILE.svg] [--html FILE]`.
+fn diagram_command(
+    run: &std::path::Path,
+    svg: Option<&std::path::Path>,
+    html: Option<&std::path::Path>,
+) -> ExitCode {
+    match ipclab::render::drawing::draw_saved(run, svg, html) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{}", one_line(&format!("ipclab: {e}")));
+            ExitCode::from(2)
+        }
+    }
 }
 
 /// A validated command, ready to run.
@@ -270,7 +361,9 @@ fn plan(command: Command) -> Result<Job> {
             }
             Ok(Box::new(move |r| lab::errata::run(r, name.as_deref())))
         }
-        Command::Completions { .. } | Command::Man { .. } => Ok(Box::new(|_| Ok(()))),
+        Command::Completions { .. } | Command::Man { .. } | Command::Diagram { .. } => {
+            Ok(Box::new(|_| Ok(())))
+        }
     }
 }
 

@@ -24,7 +24,14 @@ pub struct Counters {
     pub per_call: [CallStat; CALL_SLOTS],
     /// Held by the process whose `--step` prompt is on the terminal.
     pub step_lock: std::sync::atomic::AtomicI32,
+    /// `--lanes`: the pid shown in each column (0: free), and whether it
+    /// is waiting in a call.
+    pub lane_pids: [std::sync::atomic::AtomicI32; LANE_SLOTS],
+    pub lane_waits: [std::sync::atomic::AtomicI32; LANE_SLOTS],
 }
+
+/// At most this many `--lanes` columns.
+pub const LANE_SLOTS: usize = 8;
 
 impl Default for Counters {
     fn default() -> Self {
@@ -35,6 +42,8 @@ impl Default for Counters {
             expected: AtomicU64::new(0),
             per_call: std::array::from_fn(|_| CallStat::default()),
             step_lock: std::sync::atomic::AtomicI32::new(0),
+            lane_pids: std::array::from_fn(|_| std::sync::atomic::AtomicI32::new(0)),
+            lane_waits: std::array::from_fn(|_| std::sync::atomic::AtomicI32::new(0)),
         }
     }
 }
@@ -123,7 +132,27 @@ fn move_high(f: &std::fs::File) -> std::io::Result<i32> {
     if high < 0 {
         return Err(std::io::Error::last_os_error());
     }
+    // Remembered in the first free slot (four are more than ipclab opens).
+    let _ = OWN_FDS.iter().any(|s| {
+        s.compare_exchange(-1, high, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    });
     Ok(high)
+}
+
+/// ipclab's own output descriptors (`-o`, `--diagram`, `--html`, the
+/// run's copy), which the descriptor tables leave out: they are not the
+/// experiment's.
+static OWN_FDS: [std::sync::atomic::AtomicI32; 4] = [
+    std::sync::atomic::AtomicI32::new(-1),
+    std::sync::atomic::AtomicI32::new(-1),
+    std::sync::atomic::AtomicI32::new(-1),
+    std::sync::atomic::AtomicI32::new(-1),
+];
+
+/// Whether `fd` is one of ipclab's own output descriptors.
+pub fn is_own_fd(fd: i32) -> bool {
+    fd >= 0 && OWN_FDS.iter().any(|s| s.load(Ordering::SeqCst) == fd)
 }
 
 /// A file with no name (O_TMPFILE in $TMPDIR, or, where the file system
@@ -191,6 +220,9 @@ pub fn read_copy(fd: i32) -> std::io::Result<Vec<u8>> {
 
 /// Closes one of ipclab's own output descriptors.
 pub fn close_fd(fd: i32) {
+    for s in &OWN_FDS {
+        let _ = s.compare_exchange(fd, -1, Ordering::SeqCst, Ordering::SeqCst);
+    }
     drop(std::mem::ManuallyDrop::into_inner(borrowed_file(fd)));
 }
 

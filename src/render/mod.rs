@@ -5,10 +5,12 @@
 //! `fork`, and a parent and child printing at once never split a line
 //! (a pipe keeps writes of up to PIPE_BUF = 4096 bytes whole).
 
+pub mod drawing;
 pub mod errno;
 pub mod event;
 pub mod human;
 pub mod json;
+pub mod lanes;
 
 pub use event::Event;
 
@@ -34,6 +36,8 @@ pub struct RenderOptions {
 pub struct Output {
     json: bool,
     human: human::Human,
+    /// `--lanes`: the text in one column per process.
+    lanes: Option<lanes::Lanes>,
     broken: bool,
     /// The first write error other than EPIPE (ENOSPC on /dev/full, say).
     failed: Option<std::io::Error>,
@@ -43,9 +47,14 @@ pub struct Output {
 
 impl Output {
     pub fn new(opts: RenderOptions, copy: Option<i32>) -> Self {
+        let lanes = match (opts.lanes, opts.width) {
+            (true, Some(w)) if !opts.json => Some(lanes::Lanes::new(human::Human::with(opts), w)),
+            _ => None,
+        };
         Output {
             json: opts.json,
             human: human::Human::with(opts),
+            lanes,
             broken: false,
             failed: None,
             copy,
@@ -83,6 +92,8 @@ impl Output {
         }
         let block = if self.json {
             json::render(ev)
+        } else if let Some(l) = &mut self.lanes {
+            l.render(ev)
         } else {
             self.human.render(ev)
         };

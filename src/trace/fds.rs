@@ -29,8 +29,12 @@ pub fn table() -> Vec<FdEntry> {
             let target = fs::read_link(e.path()).ok()?.to_string_lossy().into_owned();
             Some((fd, target))
         })
-        // read_dir's own descriptor on /proc/PID/fd is not the experiment's.
-        .filter(|(_, t)| !(t.starts_with("/proc/") && t.ends_with("/fd")))
+        // read_dir's own descriptor on /proc/PID/fd is not the experiment's,
+        // nor are ipclab's output descriptors (-o, --diagram, --html).
+        .filter(|(fd, t)| {
+            let listing = t.starts_with("/proc/") && t.ends_with("/fd");
+            !(listing || crate::os::is_own_fd(*fd))
+        })
         .collect::<Vec<(i32, String)>>()
         .into_iter()
         .map(|(fd, target)| {

@@ -6,6 +6,7 @@
 //! its error travels up), and counts it for the summary. With `--quiet` the
 //! description closure is never called, which keeps the benchmark path cheap.
 
+mod call;
 pub mod explain;
 pub mod fds;
 pub mod filter;
@@ -20,6 +21,7 @@ pub use crate::os::Counters;
 use crate::render::event as step;
 pub use crate::render::event::{Event, FdEntry, MapEntry, Outcome, RetFormat, Step, SummaryRow};
 use crate::render::{Output, RenderOptions};
+pub use call::{Call, Pending, Shown};
 
 /// How a run is shown; built from the global CLI flags.
 #[derive(Debug, Clone, Default)]
@@ -48,124 +50,8 @@ pub struct TraceOptions {
     /// A descriptor every process of the run also writes each event to as
     /// a JSON line, whatever the format (for `--diagram` and `--html`).
     pub copy: Option<i32>,
-    /// The copy also gets the descriptor table after each step that opens
-    /// or closes one (for `--html`), whether or not `--fds` shows it.
-    pub copy_fds: bool,
     /// Text in one column per process (`--lanes`).
     pub lanes: bool,
-}
-
-/// The description of a call that a `sys` wrapper gives the recorder.
-pub struct Call {
-    pub name: &'static str,
-    pub libc: &'static str,
-    /// For calls that can block: the leading arguments and what it waits for.
-    pub waits: Option<(String, &'static str)>,
-    /// Whether the waiting marker is always shown, or only when the lab said
-    /// (with [`Recorder::waiting`]) that this call is expected to wait.
-    pub waits_always: bool,
-    /// Whether a successful call opens or closes a descriptor, or maps or
-    /// unmaps shared memory (`--fds` then shows the table).
-    pub changes_fds: bool,
-}
-
-impl Call {
-    /// A call made through the libc function of the same name.
-    pub fn new(name: &'static str) -> Self {
-        Call {
-            name,
-            libc: name,
-            waits: None,
-            waits_always: false,
-            changes_fds: false,
-        }
-    }
-
-    /// The libc or nix function that issues this syscall, when its name differs.
-    pub fn libc(mut self, libc: &'static str) -> Self {
-        self.libc = libc;
-        self
-    }
-
-    /// The call blocks by nature (wait4, open of a FIFO): print `lead` and
-    /// `reason` before it runs, the way strace prints `<unfinished ...>`.
-    pub fn waits(mut self, lead: String, reason: &'static str) -> Self {
-        self.waits = Some((lead, reason));
-        self.waits_always = true;
-        self
-    }
-
-    /// The call can block (read, write): print the marker only when the lab
-    /// expects it to wait and said so with [`Recorder::waiting`].
-    pub fn may_wait(mut self, lead: String, reason: &'static str) -> Self {
-        self.waits = Some((lead, reason));
-        self
-    }
-
-    pub fn changes_fds(mut self) -> Self {
-        self.changes_fds = true;
-        self
-    }
-}
-
-/// A call that [`Recorder::begin`] has announced and that is now running.
-#[must_use = "hand the call's result to Recorder::end"]
-pub struct Pending {
-    call: Call,
-    start: Instant,
-}
-
-/// What a `sys` wrapper says about a call once it has run.
-pub struct Shown {
-    pub args: Vec<String>,
-    /// The return value on success (ignored on error, which is -1).
-    pub ret: i64,
-    /// strace's annotation after the value, like `(Timeout)`.
-    pub ret_note: Option<String>,
-    /// How strace writes the value (octal for umask, hex for mmap).
-    pub ret_format: RetFormat,
-    /// The default note; a lab's [`Recorder::note`] replaces it on success.
-    pub note: String,
-    /// The note on failure, when the wrapper knows this errno better than
-    /// the generic table (`trace::explain`); a lab's [`Recorder::note_err`]
-    /// still comes first.
-    pub err_note: Option<String>,
-}
-
-impl Shown {
-    pub fn new(args: Vec<String>, ret: i64, note: impl Into<String>) -> Self {
-        Shown {
-            args,
-            ret,
-            ret_note: None,
-            ret_format: RetFormat::Decimal,
-            note: note.into(),
-            err_note: None,
-        }
-    }
-
-    /// Writes the value as strace does for this call.
-    pub fn ret_format(mut self, f: RetFormat) -> Self {
-        self.ret_format = f;
-        self
-    }
-
-    /// The note shown if the call failed (the wrapper's, for this errno).
-    pub fn err_note(mut self, n: impl Into<String>) -> Self {
-        self.err_note = Some(n.into());
-        self
-    }
-
-    /// The return value is an address: shown in hex, as strace shows it.
-    pub fn hex(mut self) -> Self {
-        self.ret_format = RetFormat::Hex;
-        self
-    }
-
-    pub fn ret_note(mut self, n: impl Into<String>) -> Self {
-        self.ret_note = Some(n.into());
-        self
-    }
 }
 
 /// The notes a lab set for its next call, held aside (see [`Recorder::stash`]).
@@ -507,25 +393,15 @@ impl Recorder {
 
     /// Prints this process's descriptor table, and its shared-memory mappings.
     pub fn show_fds(&mut self) {
-        self.fds_table(true);
-    }
-
-    /// The descriptor table, shown (`shown`) or for the copy alone.
-    fn fds_table(&mut self, shown: bool) {
         let entries = fds::table();
         let maps = fds::shared_maps();
         let seq = self.counters.seq.load(std::sync::atomic::Ordering::Relaxed);
-        let ev = Event::Fds {
+        self.out.emit(&Event::Fds {
             pid: self.pid,
             seq,
             entries: &entries,
             maps: &maps,
-        };
-        if shown {
-            self.out.emit(&ev);
-        } else {
-            self.out.emit_copy(&ev);
-        }
+        });
     }
 
     /// Counts one call; a failure the lab provoked on purpose apart.
@@ -634,12 +510,8 @@ impl Recorder {
             step.objects = self.objects.look(step.syscall, &step.args, step.ret());
         }
         self.out.emit(&Event::Step(&step));
-        if call.changes_fds && matches!(outcome, Outcome::Ret(_)) {
-            if self.opts.fds {
-                self.show_fds();
-            } else if self.opts.copy_fds {
-                self.fds_table(false);
-            }
+        if self.opts.fds && call.changes_fds && matches!(outcome, Outcome::Ret(_)) {
+            self.show_fds();
         }
     }
 }
