@@ -5,6 +5,7 @@
 mod util;
 
 mod cli;
+mod diagram;
 mod errata;
 mod faults;
 mod fifo;
