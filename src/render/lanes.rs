@@ -15,6 +15,8 @@
 
 use std::sync::atomic::Ordering::SeqCst;
 
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
+
 use super::errno::errno_name;
 use super::event::{Event, Outcome, RetFormat, Step};
 use super::human::Human;
@@ -59,8 +61,9 @@ impl Lanes {
             } => {
                 let col = self.column(*pid);
                 let mut out = self.header(*pid, col);
-                let sep = if lead.is_empty() { "" } else { ", " };
-                out.push_str(&self.line("", col, &format!("{syscall}({lead}{sep}… <{reason}>")));
+                // The reason matters more than the arguments the step repeats.
+                let _ = lead;
+                out.push_str(&self.line("", col, &format!("{syscall}(… <{reason}>")));
                 self.counters.lane_waits[col].fetch_or(1, SeqCst);
                 out
             }
@@ -163,7 +166,8 @@ impl Lanes {
             if last {
                 out.push_str(cell.trim_end());
             } else {
-                let pad = (self.col_w - 1).saturating_sub(cell.chars().count());
+                // Columns on a terminal: a CJK character takes two.
+                let pad = (self.col_w - 1).saturating_sub(cell.width());
                 out.push_str(&cell);
                 out.push_str(&" ".repeat(pad));
                 out.push(' ');
@@ -189,23 +193,32 @@ fn call(s: &Step) -> String {
     format!("{}({}) = {ret}", s.syscall, s.args.join(", "))
 }
 
-/// `text` in at most `w` characters: a long call keeps its result.
+/// `text` in at most `w` terminal columns: a long call keeps its result.
 fn fit(text: &str, w: usize) -> String {
-    let n = text.chars().count();
-    if n <= w {
+    if text.width() <= w {
         return text.to_string();
     }
+    let take = |s: &str, room: usize| {
+        let mut out = String::new();
+        let mut used = 0;
+        for c in s.chars() {
+            let cw = c.width().unwrap_or(0);
+            if used + cw > room {
+                break;
+            }
+            used += cw;
+            out.push(c);
+        }
+        out
+    };
     if let Some(i) = text.rfind(") = ") {
         let tail = &text[i..];
-        let keep = w.saturating_sub(tail.chars().count() + 1);
+        let keep = w.saturating_sub(tail.width() + 1);
         if keep >= 8 {
-            let head: String = text[..i].chars().take(keep).collect();
-            return format!("{head}…{tail}");
+            return format!("{}…{tail}", take(&text[..i], keep));
         }
     }
-    let mut s: String = text.chars().take(w.saturating_sub(1)).collect();
-    s.push('…');
-    s
+    format!("{}…", take(text, w.saturating_sub(1)))
 }
 
 #[cfg(test)]
@@ -220,8 +233,9 @@ mod tests {
         );
         assert_eq!(
             fit("read(3, \"hello world again\", 100) = 5", 24),
-            "read(3, \"hello w…) = 5"
+            "read(3, \"hello wor…) = 5"
         );
         assert_eq!(fit(">> a long message here", 10), ">> a long…");
+        assert_eq!(fit(">> 我是复读机", 8), ">> 我是…");
     }
 }

@@ -99,13 +99,24 @@ pub fn clean(text: &str) -> String {
     out
 }
 
-/// `text` cut to `chars` characters, with `…` where it was cut.
+/// `text` cut to `chars` columns of the monospace font (a CJK character
+/// takes two), with `…` where it was cut.
 pub fn fit(text: &str, chars: usize) -> String {
+    use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
     let text = clean(text);
-    if text.chars().count() <= chars {
+    if text.width() <= chars {
         return text;
     }
-    let mut s: String = text.chars().take(chars.saturating_sub(1)).collect();
+    let mut s = String::new();
+    let mut used = 0;
+    for c in text.chars() {
+        let w = c.width().unwrap_or(0);
+        if used + w + 1 > chars {
+            break;
+        }
+        used += w;
+        s.push(c);
+    }
     s.push('…');
     s
 }
@@ -216,6 +227,7 @@ mod tests {
     fn text_is_cut_and_cleaned() {
         assert_eq!(fit("hello", 10), "hello");
         assert_eq!(fit("hello world", 6), "hello…");
+        assert_eq!(fit("» 我是复读机", 8), "» 我是…");
         assert_eq!(clean("a\nb\x01"), "a\\nb\\x01");
     }
 }
