@@ -36,6 +36,16 @@ fn times(items: &[Item]) -> Vec<u64> {
     out
 }
 
+/// A wait that returned because something became ready.
+fn woke(it: &Item) -> bool {
+    it.step().is_some_and(|s| {
+        matches!(
+            s.syscall.as_str(),
+            "ppoll" | "poll" | "epoll_wait" | "epoll_pwait" | "select" | "pselect6"
+        ) && s.ret.is_some_and(|r| r > 0)
+    })
+}
+
 /// A permutation of `0..items.len()`: the item drawn at each row.
 pub fn layout(items: &[Item], arrows: &[Arrow]) -> Vec<usize> {
     let n = items.len();
@@ -49,14 +59,20 @@ pub fn layout(items: &[Item], arrows: &[Arrow]) -> Vec<usize> {
         }
     };
     let mut last_in_lane: std::collections::HashMap<usize, usize> = Default::default();
+    let mut before = vec![None; n];
     for (i, it) in items.iter().enumerate() {
         if let Some(prev) = last_in_lane.insert(it.lane, i) {
             edge(prev, i, &mut succ);
+            before[i] = Some(prev);
         }
     }
     for a in arrows {
-        if let Some(f) = a.from {
-            edge(f.item, a.to.item, &mut succ);
+        let Some(f) = a.from else { continue };
+        edge(f.item, a.to.item, &mut succ);
+        // The wait that ended because of it (ppoll on the descriptor the
+        // read then drains, on the pidfd before wait4) comes after it too.
+        if let Some(p) = before[a.to.item].filter(|&p| woke(&items[p])) {
+            edge(f.item, p, &mut succ);
         }
     }
     let mut ready: BinaryHeap<Reverse<(u64, usize)>> = (0..n)
