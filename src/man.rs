@@ -95,6 +95,14 @@ fn extra(is_root: bool) -> Roff {
                 "ipclab errata",
                 "each mistake in the notes' programs, shown by a real run",
             ),
+            (
+                "ipclab --diagram pipe.svg pipe",
+                "the pipe lab, and its sequence diagram: a lane per process, arrows for the bytes",
+            ),
+            (
+                "ipclab --html tour.html tour",
+                "the whole tour as one self-contained page to open in a browser",
+            ),
         ] {
             r.control("TP", []).text([bold(cmd)]).text([roman(what)]);
         }
