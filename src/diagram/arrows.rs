@@ -46,10 +46,15 @@ enum Channel {
     /// One byte stream, named the same at both ends.
     Stream(String),
     /// Datagrams: this socket's address, and the other side's when known.
-    Dgram {
-        here: SocketAddr,
-        there: Option<SocketAddr>,
-    },
+    Dgram { here: Addr, there: Option<Addr> },
+}
+
+/// A datagram socket's address: IP and port, or an AF_UNIX name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Addr {
+    Inet(SocketAddr),
+    /// A path, or `@name` for an abstract (or autobound) one.
+    Unix(String),
 }
 
 /// One write or read: item, bytes, and its place in time.
@@ -62,7 +67,11 @@ struct Xfer {
     key: (u64, u64),
 }
 
-fn channel(s: &StepRec, sending: bool) -> Option<Channel> {
+/// The channel a write or read uses; `peers` knows the other end of each
+/// connected AF_UNIX socket seen from either end (a client's first send
+/// can come before the server accepts, when the kernel has no inode for
+/// that end to name yet).
+fn channel(s: &StepRec, sending: bool, peers: &HashMap<String, String>) -> Option<Channel> {
     let o = s.first_object()?;
     match o.proto.as_deref() {
         Some("TCP") => {
@@ -74,18 +83,25 @@ fn channel(s: &StepRec, sending: bool) -> Option<Channel> {
             }))
         }
         Some("UNIX") => {
-            let p = o.peer.as_ref()?;
-            Some(Channel::Stream(if sending {
-                format!("unix {} > {p}", o.object)
-            } else {
-                format!("unix {p} > {}", o.object)
-            }))
+            if let Some(p) = o.peer.as_ref().or_else(|| peers.get(&o.object)) {
+                return Some(Channel::Stream(if sending {
+                    format!("unix {} > {p}", o.object)
+                } else {
+                    format!("unix {p} > {}", o.object)
+                }));
+            }
+            let here = Addr::Unix(o.local.clone()?);
+            let there = s.args.get(4).and_then(|a| unix_name(a)).map(Addr::Unix);
+            Some(Channel::Dgram { here, there })
         }
         Some("UDP") => {
             let here: SocketAddr = o.local.as_ref()?.parse().ok()?;
             let named = s.args.get(4).and_then(|a| sockaddr(a));
             let there = named.or_else(|| o.remote.as_ref().and_then(|r| r.parse().ok()));
-            Some(Channel::Dgram { here, there })
+            Some(Channel::Dgram {
+                here: Addr::Inet(here),
+                there: there.map(Addr::Inet),
+            })
         }
         Some(_) => None,
         None if o.object.starts_with("pipe:[") => Some(Channel::Stream(o.object.clone())),
@@ -95,6 +111,18 @@ fn channel(s: &StepRec, sending: bool) -> Option<Channel> {
         }
         None => None,
     }
+}
+
+/// `{sa_family=AF_UNIX, sun_path="/tmp/x/sock"}` → `/tmp/x/sock`;
+/// `sun_path=@"93d99"` → `@93d99`, as /proc/net/unix names them.
+fn unix_name(arg: &str) -> Option<String> {
+    let rest = arg.split("sun_path=").nth(1)?;
+    let (at, rest) = match rest.strip_prefix('@') {
+        Some(r) => ("@", r),
+        None => ("", rest),
+    };
+    let name = rest.strip_prefix('"')?.split('"').next()?;
+    Some(format!("{at}{name}"))
 }
 
 /// `{sa_family=AF_INET, sin_port=htons(8989), sin_addr=inet_addr("127.0.0.1")}` → an address.
@@ -119,12 +147,28 @@ pub fn sockaddr(arg: &str) -> Option<SocketAddr> {
     Some(SocketAddr::new(ip, port))
 }
 
-/// Two addresses that can be the same socket (either may be a wildcard).
-fn same(a: &SocketAddr, b: &SocketAddr) -> bool {
-    a.port() == b.port() && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+/// Two addresses that can be the same socket (either IP may be a wildcard).
+fn same(a: &Addr, b: &Addr) -> bool {
+    match (a, b) {
+        (Addr::Inet(a), Addr::Inet(b)) => {
+            a.port() == b.port()
+                && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+        }
+        (Addr::Unix(a), Addr::Unix(b)) => a == b,
+        _ => false,
+    }
 }
 
 fn data(s: &Section, out: &mut Vec<Arrow>) {
+    let mut peers: HashMap<String, String> = HashMap::new();
+    for st in s.items.iter().filter_map(|it| it.step()) {
+        for o in &st.objects {
+            if let Some(p) = &o.peer {
+                peers.insert(o.object.clone(), p.clone());
+                peers.insert(p.clone(), o.object.clone());
+            }
+        }
+    }
     let mut sends: HashMap<Channel, Vec<Xfer>> = HashMap::new();
     let mut recvs: HashMap<Channel, Vec<Xfer>> = HashMap::new();
     let mut dgram_sends: Vec<(Channel, Xfer)> = Vec::new();
@@ -138,7 +182,7 @@ fn data(s: &Section, out: &mut Vec<Arrow>) {
         if !sending && !READS.contains(&st.syscall.as_str()) {
             continue;
         }
-        let Some(ch) = channel(st, sending) else {
+        let Some(ch) = channel(st, sending, &peers) else {
             continue;
         };
         let key = if sending {
@@ -249,8 +293,8 @@ fn datagrams(
             };
             !used[k]
                 && w.lane != r.lane
-                && dst.is_some_and(|d| same(&d, &at))
-                && from.is_none_or(|f| same(&f, src))
+                && dst.as_ref().is_some_and(|d| same(d, &at))
+                && from.as_ref().is_none_or(|f| same(f, src))
         });
         let Some(k) = found else { continue };
         used[k] = true;
@@ -637,6 +681,14 @@ mod tests {
             Some("[::1]:53".parse().expect("valid"))
         );
         assert_eq!(sockaddr("NULL"), None);
+        assert_eq!(
+            unix_name("{sa_family=AF_UNIX, sun_path=\"/tmp/x/sock\"}").as_deref(),
+            Some("/tmp/x/sock")
+        );
+        assert_eq!(
+            unix_name("{sa_family=AF_UNIX, sun_path=@\"93d99\"}").as_deref(),
+            Some("@93d99")
+        );
     }
 
     #[test]

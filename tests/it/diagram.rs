@@ -392,7 +392,12 @@ fn the_tour_report_opens_in_headless_chromium_and_shows_the_diagram() {
     );
     // A link to a step opens its panel: strace line, note, objects, descriptors.
     let first = run_first_write_seq(&page);
-    let dom = headless(browser, &dir, &["--dump-dom"], &format!("{url}#s1-{first}"));
+    let dom = headless(
+        browser,
+        &dir,
+        &["--dump-dom"],
+        &format!("{url}#step-1-{first}"),
+    );
     let panel = dom
         .stdout
         .split("id=\"panel-body\"")

@@ -115,8 +115,9 @@
     });
   });
 
-  // A link to one step: FILE.html#s0-12 (section 0, step #12).
-  var m = /^#s(\d+)-(\d+)$/.exec(window.location.hash);
+  // A link to one step: FILE.html#step-0-12 (section 0, step #12). Not a
+  // box's own id, which the browser would scroll to itself.
+  var m = /^#step-(\d+)-(\d+)$/.exec(window.location.hash);
   if (m && lookup[+m[1]] && lookup[+m[1]][m[2]]) {
     pinned = lookup[+m[1]][m[2]];
     show(+m[1], pinned);

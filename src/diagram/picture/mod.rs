@@ -405,7 +405,7 @@ fn arrow(s: &Section, geo: &Geometry, index: usize, n: usize, a: &Arrow) -> Grou
     let from_lane = a.from.map_or(0, |f| f.lane);
     let x2 = if host(l2) {
         Geometry::center(l2)
-    } else if from_lane <= l2 && a.from.is_some() {
+    } else if a.from.is_none() || from_lane <= l2 {
         Geometry::center(l2) - BOX_W / 2.0
     } else {
         Geometry::center(l2) + BOX_W / 2.0

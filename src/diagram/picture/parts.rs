@@ -14,7 +14,7 @@ pub const BOX_W: f64 = 216.0;
 pub const BOX_H: f64 = 18.0;
 pub const ROW_H: f64 = 24.0;
 pub const HEAD_H: f64 = 44.0;
-pub const TITLE_H: f64 = 40.0;
+pub const TITLE_H: f64 = 48.0;
 pub const BAND_GAP: f64 = 22.0;
 /// Rows per band: a long run is cut into bands, each with the lanes'
 /// headers again, so a lane never scrolls away from its name.
