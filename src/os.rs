@@ -24,8 +24,9 @@ pub struct Counters {
     pub per_call: [CallStat; CALL_SLOTS],
     /// Held by the process whose `--step` prompt is on the terminal.
     pub step_lock: std::sync::atomic::AtomicI32,
-    /// `--lanes`: the pid shown in each column (0: free), and whether it
-    /// is waiting in a call.
+    /// `--lanes`: the pid shown in each column (0: free), and for each
+    /// column whether its process waits in a call (bit 0) and has shown
+    /// its `┌ pid N` header (bit 1).
     pub lane_pids: [std::sync::atomic::AtomicI32; LANE_SLOTS],
     pub lane_waits: [std::sync::atomic::AtomicI32; LANE_SLOTS],
 }

@@ -41,7 +41,7 @@ pub struct Output {
     broken: bool,
     /// The first write error other than EPIPE (ENOSPC on /dev/full, say).
     failed: Option<std::io::Error>,
-    /// The run's JSON copy for `--diagram` and `--html` (see [`copy`](Self::emit_copy)).
+    /// The run's JSON copy for `--diagram` and `--html` (see [`Output::emit_copy`]).
     copy: Option<i32>,
 }
 
@@ -65,7 +65,7 @@ impl Output {
     /// process of the run appends whole lines to (one `write(2)` each, with
     /// O_APPEND), which the first process reads back at the end to draw
     /// the diagram. ipclab's own output, like `-o FILE`: not a lab step.
-    pub fn emit_copy(&mut self, ev: &Event<'_>) {
+    fn emit_copy(&mut self, ev: &Event<'_>) {
         if let Some(fd) = self.copy {
             let line = json::render(ev);
             if !line.is_empty() && crate::os::write_fd(fd, line.as_bytes()).is_err() {

@@ -13,7 +13,7 @@ pub struct Call {
     /// For calls that can block: the leading arguments and what it waits for.
     pub waits: Option<(String, &'static str)>,
     /// Whether the waiting marker is always shown, or only when the lab said
-    /// (with [`Recorder::waiting`]) that this call is expected to wait.
+    /// (with [`Recorder::waiting`](super::Recorder::waiting)) that this call is expected to wait.
     pub waits_always: bool,
     /// Whether a successful call opens or closes a descriptor, or maps or
     /// unmaps shared memory (`--fds` then shows the table).
@@ -47,7 +47,7 @@ impl Call {
     }
 
     /// The call can block (read, write): print the marker only when the lab
-    /// expects it to wait and said so with [`Recorder::waiting`].
+    /// expects it to wait and said so with [`Recorder::waiting`](super::Recorder::waiting).
     pub fn may_wait(mut self, lead: String, reason: &'static str) -> Self {
         self.waits = Some((lead, reason));
         self
@@ -59,7 +59,7 @@ impl Call {
     }
 }
 
-/// A call that [`Recorder::begin`] has announced and that is now running.
+/// A call that [`Recorder::begin`](super::Recorder::begin) has announced and that is now running.
 #[must_use = "hand the call's result to Recorder::end"]
 pub struct Pending {
     pub(super) call: Call,
@@ -75,10 +75,10 @@ pub struct Shown {
     pub ret_note: Option<String>,
     /// How strace writes the value (octal for umask, hex for mmap).
     pub ret_format: RetFormat,
-    /// The default note; a lab's [`Recorder::note`] replaces it on success.
+    /// The default note; a lab's [`Recorder::note`](super::Recorder::note) replaces it on success.
     pub note: String,
     /// The note on failure, when the wrapper knows this errno better than
-    /// the generic table (`trace::explain`); a lab's [`Recorder::note_err`]
+    /// the generic table (`trace::explain`); a lab's [`Recorder::note_err`](super::Recorder::note_err)
     /// still comes first.
     pub err_note: Option<String>,
 }
