@@ -320,82 +320,7 @@ impl UnixLine {
     }
 }
 
-/// inode → peer inode for every AF_UNIX socket, from one NETLINK_SOCK_DIAG
-/// dump with UDIAG_SHOW_PEER (see sock_diag(7)). Empty when the kernel
-/// refuses (no unix_diag module): the table then shows no peers.
-pub fn unix_peers() -> HashMap<u64, u64> {
-    use nix::sys::socket::{
-        self as sock, AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType,
-    };
-    use std::os::fd::AsRawFd;
-    const SOCK_DIAG_BY_FAMILY: u16 = 20;
-    const NLM_F_REQUEST: u16 = 1;
-    const NLM_F_DUMP: u16 = 0x300;
-    const NLMSG_ERROR: u16 = 2;
-    const NLMSG_DONE: u16 = 3;
-    const UDIAG_SHOW_PEER: u32 = 4;
-    const UNIX_DIAG_PEER: u16 = 2;
-    let mut peers = HashMap::new();
-    let Ok(fd) = sock::socket(
-        AddressFamily::Netlink,
-        SockType::Datagram,
-        SockFlag::SOCK_CLOEXEC,
-        SockProtocol::NetlinkSockDiag,
-    ) else {
-        return peers;
-    };
-    // struct nlmsghdr + struct unix_diag_req, native byte order.
-    let mut req = Vec::with_capacity(40);
-    req.extend_from_slice(&40u32.to_ne_bytes());
-    req.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
-    req.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
-    req.extend_from_slice(&1u32.to_ne_bytes()); // seq
-    req.extend_from_slice(&0u32.to_ne_bytes()); // pid: the kernel
-    req.extend_from_slice(&[libc::AF_UNIX as u8, 0, 0, 0]); // family, protocol, pad
-    req.extend_from_slice(&u32::MAX.to_ne_bytes()); // every state
-    req.extend_from_slice(&0u32.to_ne_bytes()); // ino: all
-    req.extend_from_slice(&UDIAG_SHOW_PEER.to_ne_bytes());
-    req.extend_from_slice(&[0u8; 8]); // cookie
-    if sock::send(fd.as_raw_fd(), &req, MsgFlags::empty()).is_err() {
-        return peers;
-    }
-    let u16_at = |b: &[u8], i: usize| u16::from_ne_bytes([b[i], b[i + 1]]);
-    let u32_at = |b: &[u8], i: usize| u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
-    let mut buf = vec![0u8; 32 * 1024];
-    // The kernel queues each part of the dump as the previous one is read,
-    // so a non-blocking recv always finds the next; bounded all the same.
-    for _ in 0..4096 {
-        let Ok(n) = sock::recv(fd.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) else {
-            return peers;
-        };
-        let mut off = 0;
-        while off + 16 <= n {
-            let len = u32_at(&buf, off) as usize;
-            let ty = u16_at(&buf, off + 4);
-            if len < 16 || off + len > n || ty == NLMSG_DONE || ty == NLMSG_ERROR {
-                return peers;
-            }
-            // struct unix_diag_msg: family, type, state, pad, ino, cookie[2].
-            let body = &buf[off + 16..off + len];
-            if body.len() >= 16 {
-                let ino = u64::from(u32_at(body, 4));
-                let mut a = 16;
-                while a + 4 <= body.len() {
-                    let alen = usize::from(u16_at(body, a));
-                    if alen < 4 || a + alen > body.len() {
-                        break;
-                    }
-                    if u16_at(body, a + 2) == UNIX_DIAG_PEER && alen >= 8 {
-                        peers.insert(ino, u64::from(u32_at(body, a + 4)));
-                    }
-                    a += (alen + 3) & !3;
-                }
-            }
-            off += (len + 3) & !3;
-        }
-    }
-    peers
-}
+pub use super::diag::unix_peers;
 
 /// The shared-memory mappings of this process (POSIX shm objects under
 /// /dev/shm and memfds), from /proc/self/maps.
@@ -448,7 +373,7 @@ fn parse_addr(s: &str) -> Option<SocketAddr> {
     Some(SocketAddr::new(ip, port))
 }
 
-fn tcp_state(s: u8) -> &'static str {
+pub(super) fn tcp_state(s: u8) -> &'static str {
     match s {
         1 => "ESTABLISHED",
         2 => "SYN_SENT",

@@ -7,6 +7,7 @@
 //! description closure is never called, which keeps the benchmark path cheap.
 
 mod call;
+mod diag;
 pub mod explain;
 pub mod fds;
 pub mod filter;

@@ -3,10 +3,12 @@
 //! to the read in another.
 //!
 //! After the call, `readlink("/proc/self/fd/N")` names the object
-//! (`pipe:[1234]`, `socket:[5678]`, a FIFO's path); for a socket,
-//! `/proc/net/*` gives its protocol and addresses, and for a connected
-//! AF_UNIX socket one NETLINK_SOCK_DIAG dump gives its peer, as for
-//! `--fds`. A `close` cannot be looked at after the call, so each process
+//! (`pipe:[1234]`, `socket:[5678]`, a FIFO's path); for a socket, its
+//! protocol and addresses come from a NETLINK_SOCK_DIAG dump (TCP, UDP:
+//! the table the `socket` step said, without the TIME_WAIT sockets that
+//! make /proc/net/tcp slow to read on a busy machine) or /proc/net/*
+//! (AF_UNIX, raw, packet, or when the kernel has no inet_diag), and for a
+//! connected AF_UNIX socket one dump gives its peer, as for `--fds`. A `close` cannot be looked at after the call, so each process
 //! keeps what it last saw of each descriptor (a child inherits its parent's
 //! memory, and with it what the parent saw). These reads are the display's
 //! business, not the experiment's: they are not steps.
@@ -132,7 +134,20 @@ impl Objects {
             return;
         }
         let hint = self.table.get(&inode).copied();
-        let Some(sock) = fds::socket_info(inode, hint) else {
+        // TCP and UDP sockets are asked of the kernel by sock_diag, which
+        // skips the TIME_WAIT ones /proc/net/tcp lists by the thousand.
+        let asked = match hint {
+            Some("/proc/net/tcp") => super::diag::inet(inode, libc::AF_INET, true),
+            Some("/proc/net/tcp6") => super::diag::inet(inode, libc::AF_INET6, true),
+            Some("/proc/net/udp") => super::diag::inet(inode, libc::AF_INET, false),
+            Some("/proc/net/udp6") => super::diag::inet(inode, libc::AF_INET6, false),
+            _ => None,
+        };
+        let found = match asked {
+            Some(found) => found,
+            None => fds::socket_info(inode, hint),
+        };
+        let Some(sock) = found else {
             return;
         };
         self.table.insert(inode, sock.table());
