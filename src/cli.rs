@@ -95,6 +95,8 @@ pub enum Command {
     Ping(PingArgs),
     /// Capture frames with an AF_PACKET socket and decode each [needs root or CAP_NET_RAW]
     Sniff(SniffArgs),
+    /// What each mechanism costs: round trips and streams, load on echo servers, the price of tracing
+    Bench(BenchArgs),
     /// The mistakes in the notes' programs, each shown by a real run (all, or NAME)
     Errata {
         /// One erratum: mkfifo-path, read-nul, no-wait, listen-backlog,
@@ -417,6 +419,116 @@ pub enum UdpAction {
     },
     /// Server (child, dropping every 3rd reply) and client in one command
     Demo,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub action: BenchAction,
+}
+
+/// Where the bench's processes run.
+#[derive(Debug, Args)]
+pub struct PinArgs {
+    /// Run both ends on this CPU (default: the first one this process may use)
+    #[arg(long, value_name = "CPU", conflicts_with = "no_pin")]
+    pub pin: Option<usize>,
+    /// Let the scheduler place the ends (figures then vary with placement)
+    #[arg(long)]
+    pub no_pin: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchAction {
+    /// Two processes, one mechanism at a time: round-trip latency and streaming bandwidth
+    Ipc {
+        /// Which mechanisms, in order: pipe, fifo, unix, unix-dgram, shm, tcp, udp, rpc (rpc-udp, rpc-tcp)
+        #[arg(
+            long,
+            default_value = "pipe,fifo,unix,unix-dgram,shm,tcp,udp,rpc",
+            value_name = "LIST"
+        )]
+        mechanisms: String,
+        /// Bytes per message in the round trips
+        #[arg(long, default_value_t = 32, value_name = "BYTES",
+              value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
+        size: u32,
+        /// At most this many round trips per mechanism (after the warm-up)
+        #[arg(long, default_value_t = 200_000, value_name = "N",
+              value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+        round_trips: u64,
+        /// Time for each measurement of each mechanism (0.05 to 60)
+        #[arg(long, default_value_t = 0.5, value_name = "S")]
+        seconds: f64,
+        /// Repeats of each measurement (their spread is shown)
+        #[arg(long, default_value_t = 5, value_name = "R",
+              value_parser = clap::value_parser!(u32).range(1..=100))]
+        repeats: u32,
+        /// Bytes per write when streaming
+        #[arg(long, default_value_t = 65536, value_name = "BYTES",
+              value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
+        chunk: u32,
+        #[command(flatten)]
+        pin: PinArgs,
+        /// Also draw the figures as an SVG chart into FILE
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
+    },
+    /// Load an echo server with many connections (ipclab's own in each model, or --target)
+    Echo {
+        /// Drive this echo server instead of ipclab's own (socat, ncat, a C server…)
+        #[arg(long, value_name = "HOST:PORT", conflicts_with = "models")]
+        target: Option<String>,
+        /// Connections at once, each a closed loop of request and reply
+        #[arg(long, default_value_t = 8, value_name = "N",
+              value_parser = clap::value_parser!(u32).range(1..=1024))]
+        connections: u32,
+        /// At most this many requests in all
+        #[arg(long, default_value_t = 10_000_000, value_name = "M",
+              value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+        requests: u64,
+        /// Bytes per request (each reply must be the same bytes)
+        #[arg(long, default_value_t = 32, value_name = "B",
+              value_parser = clap::value_parser!(u32).range(1..=65507))]
+        size: u32,
+        /// Time per server (0.05 to 60)
+        #[arg(long, default_value_t = 2.0, value_name = "S")]
+        seconds: f64,
+        /// UDP datagrams instead of TCP connections
+        #[arg(long)]
+        udp: bool,
+        /// ipclab's server models to drive, in order
+        #[arg(long, default_value = "iterative,fork,poll", value_name = "LIST")]
+        models: String,
+        #[command(flatten)]
+        pin: PinArgs,
+        /// Also draw the figures as an SVG chart into FILE
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
+    },
+    /// The cost per syscall of ipclab's tracing and of strace's, against none
+    Trace {
+        /// Loop iterations (two syscalls each)
+        #[arg(long, default_value_t = 100_000, value_name = "N",
+              value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+        iterations: u64,
+        /// At most this long per way (0.05 to 60)
+        #[arg(long, default_value_t = 3.0, value_name = "S")]
+        seconds: f64,
+    },
+    /// The loop `bench trace` times (run by it, in a fresh process)
+    #[command(hide = true)]
+    Loop {
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+        iterations: u64,
+        #[arg(long)]
+        seconds: f64,
+        #[arg(long)]
+        traced: bool,
+        /// Where to write `calls=N ns=T` (a pipe inherited from `bench trace`)
+        #[arg(long)]
+        result_fd: i32,
+    },
 }
 
 #[cfg(test)]

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser};
 
 use ipclab::cli::{
-    Cli, Command, FifoAction, Format, ServerModel, SniffProto, TcpAction, UdpAction, UnixAction,
+    BenchAction, Cli, Command, FifoAction, Format, ServerModel, SniffProto, TcpAction, UdpAction,
+    UnixAction,
 };
 use ipclab::error::{Error, Result};
 use ipclab::lab::{self, fifo, ping, pipe, repeater, shm, sniff, tcp, udp, unix};
@@ -260,6 +261,7 @@ fn plan(command: Command) -> Result<Job> {
             let cfg = sniff::SniffConfig::new(&a.iface, a.count, proto, a.timeout)?;
             single("sniff", move |r| sniff::run(r, &cfg))
         }
+        Command::Bench(a) => plan_bench(a.action),
         Command::Errata { name } => {
             if let Some(n) = &name {
                 lab::errata::check_name(n)?;
@@ -369,6 +371,90 @@ fn plan_udp(action: UdpAction) -> Result<Job> {
             single("udp client", move |r| udp::client(r, &cfg))
         }
         UdpAction::Demo => single("udp demo", udp::demo),
+    }
+}
+
+fn plan_bench(action: BenchAction) -> Result<Job> {
+    use ipclab::lab::bench::{self, check_range};
+    let machine = bench::Machine::read;
+    match action {
+        BenchAction::Ipc {
+            mechanisms,
+            size,
+            round_trips,
+            seconds,
+            repeats,
+            chunk,
+            pin,
+            svg,
+        } => {
+            let cfg = bench::IpcConfig {
+                mechanisms: bench::Mechanism::parse_list(&mechanisms)?,
+                size: size as usize,
+                round_trips,
+                seconds: check_range(seconds, 0.05, 60.0, "--seconds", "seconds")?,
+                repeats,
+                chunk: chunk as usize,
+                pin: bench::check_pin(pin.pin, pin.no_pin)?,
+                svg: bench::check_svg(svg)?,
+                machine: machine(),
+            }
+            .check()?;
+            single("bench ipc", move |r| bench::ipc(r, &cfg))
+        }
+        BenchAction::Echo {
+            target,
+            connections,
+            requests,
+            size,
+            seconds,
+            udp,
+            models,
+            pin,
+            svg,
+        } => {
+            let target = match target {
+                Some(t) => bench::EchoTarget::Address(repeater::parse_addr(&t, "--target")?),
+                None => bench::EchoTarget::Own(bench::parse_models(&models)?),
+            };
+            let cfg = bench::EchoConfig {
+                target,
+                connections: connections as usize,
+                requests,
+                size: size as usize,
+                seconds: check_range(seconds, 0.05, 60.0, "--seconds", "seconds")?,
+                udp,
+                pin: bench::check_pin(pin.pin, pin.no_pin)?,
+                svg: bench::check_svg(svg)?,
+                machine: machine(),
+            };
+            single("bench echo", move |r| bench::echo(r, &cfg))
+        }
+        BenchAction::Trace {
+            iterations,
+            seconds,
+        } => {
+            let cfg = bench::TraceConfig {
+                iterations,
+                seconds: check_range(seconds, 0.05, 60.0, "--seconds", "seconds")?,
+                machine: machine(),
+            };
+            single("bench trace", move |r| bench::trace(r, &cfg))
+        }
+        BenchAction::Loop {
+            iterations,
+            seconds,
+            traced,
+            result_fd,
+        } => {
+            let seconds = check_range(seconds, 0.05, 60.0, "--seconds", "seconds")?;
+            let out = ipclab::sys::file::adopt_pipe(result_fd).ok_or_else(|| {
+                Error::usage(format!("--result-fd {result_fd} is not an open pipe"))
+            })?;
+            Ok(Box::new(move |r| {
+                bench::inner_loop(r, iterations, seconds, traced, out)
+            }))
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! One module per subcommand. Experiments call `sys` and never print.
 
+pub mod bench;
 pub mod errata;
 pub mod fifo;
 mod made;

@@ -1,7 +1,7 @@
 //! Descriptors, pipes and the file system: pipe2, read, write, close, fcntl,
 //! poll, openat, mknodat (mkfifo), mkdir, unlink, rmdir, newfstatat.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::path::Path;
 
 use nix::fcntl::{FcntlArg, OFlag};
@@ -222,6 +222,25 @@ pub fn fcntl_setfl(rec: &mut Recorder, fd: BorrowedFd<'_>, flags: OFlag) -> Resu
         },
     )
     .map(|_| ())
+}
+
+/// Takes ownership of descriptor `fd`, inherited across execve, if it is an
+/// open pipe (checked with fstat, not a step: this runs before the first).
+pub fn adopt_pipe(fd: i32) -> Option<OwnedFd> {
+    if fd < 3 {
+        return None;
+    }
+    // SAFETY: an all-zero `stat` is a valid out-buffer; fstat on a number
+    // that is not open fails with EBADF and touches nothing.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is live and writable.
+    if unsafe { libc::fstat(fd, &raw mut st) } != 0 || st.st_mode & libc::S_IFMT != libc::S_IFIFO {
+        return None;
+    }
+    // SAFETY: `fd` is open (fstat succeeded), is not stdin/out/err, and
+    // nothing else in this process owns it: the parent run passed it down
+    // for this one use.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Corresponds to `open(2)`, made as `openat(2)` relative to the working directory.

@@ -11,6 +11,7 @@
 
 pub mod creds;
 pub mod cwd;
+pub mod fast;
 pub mod file;
 pub mod mem;
 pub mod poll;
