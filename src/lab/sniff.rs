@@ -111,7 +111,7 @@ impl Capture {
                 Err(e) => return Err(e.into()),
             };
             if let Some(p) = proto {
-                let prog = filter::program(p);
+                let prog = filter::Filter::new(filter::proto_expr(p)).map_err(|e| Error::Protocol(e.0))?.program;
                 rec.note(format!(
                     "a {}-instruction classic BPF program: the kernel now queues only {} over IPv4/IPv6 (what tcpdump's `{}` compiles to, roughly)",
                     prog.len(),
