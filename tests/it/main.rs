@@ -14,6 +14,7 @@ mod pipe;
 mod readme;
 mod signals;
 mod sniff;
+mod sniff_filter;
 mod strace;
 mod tcp;
 mod udp;
