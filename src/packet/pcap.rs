@@ -263,7 +263,11 @@ mod tests {
         file.extend(rec);
         let mut r = PcapIn::default();
         r.feed(&file);
-        assert!(r.next().expect_err("too big").0.contains("more than 262144"));
+        assert!(r
+            .next()
+            .expect_err("too big")
+            .0
+            .contains("more than 262144"));
         // Another link type.
         let mut h = file[..HEADER_LEN].to_vec();
         h[20..24].copy_from_slice(&101u32.to_ne_bytes());

@@ -272,7 +272,12 @@ pub fn openat_mode(
         |r| {
             let ret = r.as_ref().map_or(-1, |fd| i64::from(fd.as_raw_fd()));
             Shown::new(
-                vec!["AT_FDCWD".into(), path_arg(path), fl.clone(), format!("{mode:04o}")],
+                vec![
+                    "AT_FDCWD".into(),
+                    path_arg(path),
+                    fl.clone(),
+                    format!("{mode:04o}"),
+                ],
                 ret,
                 format!("opened as fd {ret}"),
             )

@@ -1,13 +1,24 @@
-//! `ipclab sniff`: AF_PACKET capture on lo sees a UDP datagram the test
-//! sends, both directions; bad interfaces and missing privileges explained.
+//! `ipclab sniff` as tcpdump: AF_PACKET capture on lo of traffic the test
+//! sends, filters, pcap files written and read back (by tcpdump too), the
+//! closing counts, Ctrl-C, `-d`, bad input and missing privileges.
+//!
+//! Other programs talk on lo at the same time, so every live capture here
+//! filters on a port of its own.
 
-use std::net::UdpSocket;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use crate::util::{run, run_as_nobody, spawn, strace_crosscheck};
+use serde_json::Value;
+
+use crate::sniff_filter::{corpus, empty_pcap, EXPRESSIONS};
+use crate::util::{
+    have_tool, ipclab, run, run_as_nobody, run_cmd, skip, spawn, strace_crosscheck, Run, TempDir,
+};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -17,7 +28,7 @@ fn udp_sender(port: u16) -> (Arc<AtomicBool>, thread::JoinHandle<()>) {
     let s = stop.clone();
     let h = thread::spawn(move || {
         let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
-        for _ in 0..200 {
+        for _ in 0..400 {
             if s.load(Ordering::SeqCst) {
                 break;
             }
@@ -28,55 +39,542 @@ fn udp_sender(port: u16) -> (Arc<AtomicBool>, thread::JoinHandle<()>) {
     (stop, h)
 }
 
+/// Runs `ipclab ARGS` while `udp_sender(port)` sends.
+fn with_udp(port: u16, args: &[&str]) -> Run {
+    let child = spawn(args);
+    thread::sleep(Duration::from_millis(300));
+    let (stop, h) = udp_sender(port);
+    let r = child.wait_timeout(LIMIT);
+    stop.store(true, Ordering::SeqCst);
+    let _ = h.join();
+    r
+}
+
+/// A message that is a frame's line: it starts with the time of day.
+fn is_frame(m: &str) -> bool {
+    let b = m.as_bytes();
+    b.len() > 16
+        && b[2] == b':'
+        && b[5] == b':'
+        && b[8] == b'.'
+        && b[15] == b' '
+        && b[..15]
+            .iter()
+            .enumerate()
+            .all(|(i, c)| [2, 5, 8].contains(&i) || c.is_ascii_digit())
+}
+
+fn frames(r: &Run) -> Vec<String> {
+    r.messages().into_iter().filter(|m| is_frame(m)).collect()
+}
+
+fn names(steps: &[Value]) -> Vec<String> {
+    steps
+        .iter()
+        .filter_map(|s| s["syscall"].as_str().map(str::to_string))
+        .collect()
+}
+
+fn tcpdump_r(file: &std::path::Path, extra: &[&str]) -> Vec<String> {
+    let out = Command::new("tcpdump")
+        .env("TZ", "UTC")
+        .arg("-n")
+        .args(extra)
+        .arg("-r")
+        .arg(file)
+        .output()
+        .expect("run tcpdump");
+    assert!(
+        out.status.success(),
+        "tcpdump -r failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn sniff_r(file: &std::path::Path, extra: &[&str]) -> Run {
+    let mut cmd = ipclab();
+    cmd.env("TZ", "UTC")
+        .args(["--format", "json", "sniff", "-r"])
+        .arg(file)
+        .args(extra);
+    run_cmd(&mut cmd, LIMIT)
+}
+
 #[test]
 fn sniff_sees_a_udp_datagram_leave_and_arrive_on_lo() {
     require_root!("sniff_sees_a_udp_datagram_leave_and_arrive_on_lo");
-    let child = spawn(&[
-        "--format", "json", "sniff", "--iface", "lo", "--proto", "udp", "-c", "8", "-W", "10",
-    ]);
+    let r = with_udp(
+        39391,
+        &[
+            "--format", "json", "sniff", "--iface", "lo", "--proto", "udp", "-c", "4", "-W", "10",
+            "port", "39391",
+        ],
+    );
+    r.assert_ok();
+    let steps = r.lab_steps();
+    assert_eq!(
+        names(&steps)[..5],
+        ["socket", "ioctl", "setsockopt", "setsockopt", "bind"],
+        "{steps:?}"
+    );
+    assert_eq!(steps[0]["args"][2], "htons(ETH_P_ALL)");
+    assert_eq!(steps[2]["args"][2], "SO_ATTACH_FILTER");
+    assert_eq!(steps[3]["args"][2], "SO_TIMESTAMPNS_OLD");
+    let f = frames(&r);
+    assert_eq!(f.len(), 4, "{f:?}");
+    // Each datagram leaves, then arrives: Out, In, Out, In.
+    for (i, line) in f.iter().enumerate() {
+        let dir = if i % 2 == 0 { "Out" } else { "In " };
+        assert!(line[16..].starts_with(dir), "{line}");
+        assert!(
+            line.ends_with("> 127.0.0.1.39391: UDP, length 17"),
+            "{line}"
+        );
+    }
+    // The recvmsg carries the kernel's time stamp, which the line shows.
+    let rx = steps
+        .iter()
+        .find(|s| s["syscall"] == "recvmsg")
+        .expect("a recvmsg");
+    assert_eq!(rx["args"][2], "MSG_TRUNC");
+    assert!(
+        rx["args"][1]
+            .as_str()
+            .is_some_and(|a| a.contains("cmsg_type=SO_TIMESTAMPNS_OLD")
+                && a.contains("sll_pkttype=PACKET_OUTGOING")),
+        "{rx}"
+    );
+}
+
+#[test]
+fn sniff_counts_frames_as_tcpdump_at_the_end() {
+    require_root!("sniff_counts_frames_as_tcpdump_at_the_end");
+    let r = with_udp(
+        39393,
+        &[
+            "--format", "json", "sniff", "-c", "2", "-W", "10", "udp", "and", "dst", "port",
+            "39393",
+        ],
+    );
+    r.assert_ok();
+    let steps = r.lab_steps();
+    let st = steps
+        .iter()
+        .find(|s| s["syscall"] == "getsockopt")
+        .expect("a getsockopt");
+    assert_eq!(st["args"][1], "SOL_PACKET");
+    assert_eq!(st["args"][2], "PACKET_STATISTICS");
+    let value = st["args"][3].as_str().expect("value");
+    assert!(value.starts_with("{tp_packets="), "{value}");
+    let m = r.messages();
+    assert!(m.contains(&"2 packets captured".to_string()), "{m:?}");
+    let by_filter = m
+        .iter()
+        .find(|l| l.ends_with("packets received by filter"))
+        .expect("received by filter");
+    let n: u32 = by_filter
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("a count");
+    assert!(n >= 2, "{by_filter}");
+    assert!(
+        value.contains(&format!("tp_packets={n},")),
+        "{value} / {by_filter}"
+    );
+    assert!(m.iter().any(|l| l.ends_with("dropped by kernel")), "{m:?}");
+    let last: Vec<String> = names(&steps).into_iter().rev().take(2).collect();
+    assert_eq!(last, ["close", "getsockopt"]);
+}
+
+#[test]
+fn sniff_runs_until_ctrl_c_without_c() {
+    require_root!("sniff_runs_until_ctrl_c_without_c");
+    let child = spawn(&["--format", "json", "sniff", "udp", "port", "39394"]);
     thread::sleep(Duration::from_millis(300));
-    let (stop, h) = udp_sender(39391);
+    let (stop, h) = udp_sender(39394);
+    thread::sleep(Duration::from_millis(400));
+    let _ = Command::new("kill")
+        .args(["-INT", &child.pid().to_string()])
+        .status();
+    let r = child.wait_timeout(LIMIT);
+    stop.store(true, Ordering::SeqCst);
+    let _ = h.join();
+    assert_eq!(r.code(), Some(130), "{}", r.stderr);
+    let m = r.messages();
+    let n = frames(&r).len();
+    assert!(n >= 2, "{m:?}");
+    assert!(
+        m.contains(&format!("{n} frames captured before SIGINT")),
+        "{m:?}"
+    );
+    assert!(m.contains(&format!("{n} packets captured")), "{m:?}");
+    // The counts and the close come after the interrupted ppoll.
+    let steps = r.lab_steps();
+    let tail: Vec<String> = names(&steps).into_iter().rev().take(3).collect();
+    assert_eq!(tail, ["close", "getsockopt", "ppoll"], "{steps:?}");
+    assert_eq!(steps[steps.len() - 3]["errno"], "EINTR");
+    assert_eq!(r.summary()[0]["result"], "stopped by SIGINT");
+}
+
+#[test]
+fn sniff_writes_a_pcap_that_tcpdump_and_sniff_r_read_back() {
+    require_root!("sniff_writes_a_pcap_that_tcpdump_and_sniff_r_read_back");
+    if !have_tool("tcpdump") {
+        skip(
+            "sniff_writes_a_pcap_that_tcpdump_and_sniff_r_read_back",
+            "needs tcpdump (apt-get install tcpdump)",
+        );
+        return;
+    }
+    let dir = TempDir::new("sniff-w");
+    let file = dir.path().join("udp.pcap");
+    let f = file.to_str().expect("utf-8 path");
+    let mut cmd = ipclab();
+    cmd.env("TZ", "UTC").args([
+        "--format", "json", "sniff", "-c", "4", "-W", "10", "-w", f, "udp", "port", "39395",
+    ]);
+    let child = crate::util::spawn_cmd(&mut cmd);
+    thread::sleep(Duration::from_millis(300));
+    let (stop, h) = udp_sender(39395);
     let r = child.wait_timeout(LIMIT);
     stop.store(true, Ordering::SeqCst);
     let _ = h.join();
     r.assert_ok();
     let steps = r.lab_steps();
-    let names: Vec<&str> = steps.iter().filter_map(|s| s["syscall"].as_str()).collect();
+    let open = steps
+        .iter()
+        .find(|s| s["syscall"] == "openat")
+        .expect("an openat");
     assert_eq!(
-        &names[..4],
-        ["socket", "ioctl", "setsockopt", "bind"],
-        "{names:?}"
+        open["args"][2],
+        "O_WRONLY|O_CREAT|O_NONBLOCK|O_NOFOLLOW|O_CLOEXEC"
     );
-    assert_eq!(steps[0]["args"][2], "htons(ETH_P_ALL)");
-    let frames: Vec<String> = r
-        .messages()
-        .into_iter()
-        .filter(|m| m.starts_with('#'))
-        .collect();
-    assert_eq!(frames.len(), 8, "{frames:?}");
-    // With the filter on, only UDP arrives. Other tests may send UDP on lo
-    // at the same time, so look for ours: each seen leaving, then arriving.
-    assert!(frames.iter().all(|f| f.contains(" UDP ")), "{frames:?}");
-    let ours: Vec<&String> = frames
+    assert_eq!(open["args"][3], "0600");
+    let fd = open["ret"].to_string();
+    let writes = steps
         .iter()
-        .filter(|f| f.contains("> 39391 len=25"))
-        .collect();
-    assert!(ours.len() >= 2, "{frames:?}");
-    let out = ours
-        .iter()
-        .position(|f| f.contains(" out "))
-        .expect("an outgoing copy");
+        .filter(|s| s["syscall"] == "write" && s["args"][0] == fd.as_str())
+        .count();
+    assert_eq!(writes, 5, "a header and one record per frame");
+    let live = frames(&r);
+    assert_eq!(live.len(), 4);
+    // tcpdump reads the same frames, with the kernel's stamps to the µs.
+    let theirs = tcpdump_r(&file, &[]);
+    let back = frames(&sniff_r(&file, &[]));
+    assert_eq!(theirs, back);
+    let strip_dir = |l: &String| format!("{}{}", &l[..16], &l[20..]);
+    assert_eq!(live.iter().map(strip_dir).collect::<Vec<_>>(), back);
+    // -r needs no privilege.
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .expect("chmod");
+    if let Some(r) = run_as_nobody(
+        "sniff_writes_a_pcap_that_tcpdump_and_sniff_r_read_back",
+        &["--format", "json", "sniff", "-r", f],
+        LIMIT,
+    ) {
+        r.assert_ok();
+        assert_eq!(frames(&r).len(), 4);
+    }
+}
+
+/// A TCP connection on lo: handshake, 5 bytes each way, close.
+fn tcp_talk(port_tx: std::sync::mpsc::Sender<u16>) {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    port_tx.send(port).expect("send the port");
+    thread::sleep(Duration::from_millis(400));
+    let mut c = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let (mut s, _) = l.accept().expect("accept");
+    c.write_all(b"hello").expect("write");
+    let mut buf = [0u8; 5];
+    s.read_exact(&mut buf).expect("read");
+    s.write_all(b"HELLO").expect("write");
+    c.read_exact(&mut buf).expect("read");
+    drop(c);
+    thread::sleep(Duration::from_millis(50));
+    drop(s);
+}
+
+#[test]
+fn sniff_shows_tcp_as_tcpdump_does_relative_and_absolute() {
+    require_root!("sniff_shows_tcp_as_tcpdump_does_relative_and_absolute");
+    if !have_tool("tcpdump") {
+        skip(
+            "sniff_shows_tcp_as_tcpdump_does_relative_and_absolute",
+            "needs tcpdump (apt-get install tcpdump)",
+        );
+        return;
+    }
+    let dir = TempDir::new("sniff-tcp");
+    let file = dir.path().join("tcp.pcap");
+    let f = file.to_str().expect("utf-8 path").to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let talk = thread::spawn(move || tcp_talk(tx));
+    let port = rx.recv_timeout(LIMIT).expect("a port").to_string();
+    let mut cmd = ipclab();
+    cmd.env("TZ", "UTC").args([
+        "--format", "json", "sniff", "-c", "20", "-W", "5", "-w", &f, "tcp", "port", &port,
+    ]);
+    let r = crate::util::spawn_cmd(&mut cmd).wait_timeout(LIMIT);
+    talk.join().expect("the TCP talk");
+    r.assert_ok();
+    let live = frames(&r);
+    assert!(live.len() >= 16, "{live:?}");
+    assert!(live[0].contains("Flags [S], seq "), "{live:?}");
     assert!(
-        ours[out + 1..].iter().any(|f| f.contains(" in ")),
-        "{ours:?}"
+        live.iter()
+            .any(|l| l.contains("Flags [P.], seq 1:6, ack 1, ")),
+        "{live:?}"
     );
+    for flags in [&[][..], &["-S"], &["-e"]] {
+        let theirs = tcpdump_r(&file, flags);
+        let ours = frames(&sniff_r(&file, flags));
+        assert_eq!(theirs, ours, "with {flags:?}");
+    }
+    // -X and -A: tcpdump's lines, under each frame. (When a frame ends in
+    // a newline, tcpdump -A shows an empty line; ipclab's trace has none.)
+    for flag in ["-X", "-A"] {
+        let theirs: Vec<String> = tcpdump_r(&file, &[flag])
+            .into_iter()
+            .filter(|l| !l.is_empty())
+            .collect();
+        let mut cmd = ipclab();
+        cmd.env("TZ", "UTC")
+            .args(["--no-color", "sniff", flag, "-r", &f]);
+        let out = run_cmd(&mut cmd, LIMIT);
+        let ours: Vec<String> = out
+            .stdout
+            .lines()
+            .filter_map(|l| l.split_once("] >> ").map(|(_, m)| m.to_string()))
+            .filter(|m| !m.contains("packets read from"))
+            .collect();
+        assert_eq!(theirs, ours, "with {flag}");
+    }
+}
+
+#[test]
+fn sniff_r_keeps_what_tcpdump_r_keeps() {
+    if !have_tool("tcpdump") {
+        skip(
+            "sniff_r_keeps_what_tcpdump_r_keeps",
+            "needs tcpdump (apt-get install tcpdump)",
+        );
+        return;
+    }
+    // The crafted frames, one a second from the epoch: the time of day
+    // (TZ=UTC) names each frame in both outputs.
+    let dir = TempDir::new("sniff-r");
+    let file = dir.path().join("corpus.pcap");
+    let (mut out, mut bytes) = ipclab::packet::pcap::PcapOut::new().expect("header");
+    let frames_in = corpus();
+    for (i, f) in frames_in.iter().enumerate() {
+        let rec = out
+            .record(Duration::from_secs(i as u64 + 1), f, f.len())
+            .expect("a record");
+        bytes.extend(rec);
+    }
+    std::fs::write(&file, bytes).expect("write the corpus");
+    let times =
+        |lines: Vec<String>| -> Vec<String> { lines.iter().map(|l| l[..15].to_string()).collect() };
+    for expr in EXPRESSIONS {
+        let words: Vec<&str> = expr.split(' ').collect();
+        // tcpdump dumps the bytes of what it cannot decode: frame lines only.
+        let theirs = times(
+            tcpdump_r(&file, &words)
+                .into_iter()
+                .filter(|l| is_frame(l))
+                .collect(),
+        );
+        let r = sniff_r(&file, &words);
+        r.assert_ok();
+        let ours = times(frames(&r));
+        assert_eq!(theirs, ours, "{expr}");
+        assert!(!ours.is_empty() && ours.len() < frames_in.len(), "{expr}");
+    }
+    let _ = empty_pcap(&dir);
+}
+
+#[test]
+fn sniff_d_prints_the_program_like_tcpdump_d_without_privilege() {
+    let r = run(&["sniff", "-d", "tcp"], LIMIT);
+    r.assert_ok();
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines[0], "(000) ldh      [12]");
+    assert_eq!(lines[1], "(001) jeq      #0x800           jt 2\tjf 4");
+    assert_eq!(*lines.last().expect("lines"), "(013) ret      #0");
+    assert!(r.stderr.is_empty(), "{}", r.stderr);
+    // -ddd reads back as the program ipclab attaches.
+    let r = run(&["sniff", "-ddd", "udp", "port", "53"], LIMIT);
+    r.assert_ok();
+    let prog = ipclab::packet::filter::from_decimal(&r.stdout).expect("decimal program");
+    let f = ipclab::packet::filter::Filter::new("udp port 53").expect("compiles");
+    assert_eq!(prog, f.program);
+    // No expression: accept everything, as tcpdump -d.
+    let r = run(&["sniff", "-d"], LIMIT);
+    assert_eq!(r.stdout, "(000) ret      #262144\n");
+    if let Some(r) = run_as_nobody(
+        "sniff_d_prints_the_program_like_tcpdump_d_without_privilege",
+        &["sniff", "-dd", "icmp"],
+        LIMIT,
+    ) {
+        r.assert_ok();
+        assert!(
+            r.stdout.starts_with("{ 0x28, 0, 0, 0x0000000c },"),
+            "{}",
+            r.stdout
+        );
+    }
+}
+
+#[test]
+fn sniff_w_never_follows_a_symlink_nor_writes_a_fifo() {
+    require_root!("sniff_w_never_follows_a_symlink_nor_writes_a_fifo");
+    let dir = TempDir::new("sniff-w-safe");
+    let target = dir.path().join("precious");
+    std::fs::write(&target, b"keep me").expect("write");
+    let link = dir.path().join("link.pcap");
+    std::os::unix::fs::symlink(&target, &link).expect("symlink");
+    let r = run(
+        &[
+            "--format",
+            "json",
+            "sniff",
+            "-c",
+            "1",
+            "-W",
+            "1",
+            "-w",
+            link.to_str().expect("utf-8"),
+            "udp",
+            "port",
+            "9",
+        ],
+        LIMIT,
+    );
+    assert_eq!(r.code(), Some(1), "{}", r.stderr);
+    let open = r
+        .lab_steps()
+        .into_iter()
+        .find(|s| s["syscall"] == "openat")
+        .expect("openat");
+    assert_eq!(open["errno"], "ELOOP");
+    assert_eq!(std::fs::read(&target).expect("read"), b"keep me");
+    // A FIFO with a reader: opened (O_NONBLOCK), seen not to be a regular file, closed.
+    let fifo = dir.path().join("fifo.pcap");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo")
+        .success());
+    let reader = {
+        let fifo = fifo.clone();
+        thread::spawn(move || {
+            let mut f = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags_nonblock()
+                .open(&fifo)
+                .expect("open the FIFO");
+            thread::sleep(Duration::from_millis(1500));
+            let mut v = Vec::new();
+            let _ = f.read_to_end(&mut v);
+            v
+        })
+    };
+    thread::sleep(Duration::from_millis(100));
+    let r = run(
+        &[
+            "--format",
+            "json",
+            "sniff",
+            "-c",
+            "1",
+            "-W",
+            "1",
+            "-w",
+            fifo.to_str().expect("utf-8"),
+            "udp",
+            "port",
+            "9",
+        ],
+        LIMIT,
+    );
+    assert_eq!(r.code(), Some(1), "{}", r.stderr);
+    assert!(r.stderr.contains("not a regular file"), "{}", r.stderr);
+    let written = reader.join().expect("reader");
+    assert!(written.is_empty(), "nothing goes into a FIFO");
+    // An existing regular file is replaced, as tcpdump -w replaces it.
+    let old = dir.path().join("old.pcap");
+    std::fs::write(&old, vec![b'x'; 1000]).expect("write");
+    let r = run(
+        &[
+            "--format",
+            "json",
+            "sniff",
+            "-c",
+            "1",
+            "-W",
+            "0.5",
+            "-w",
+            old.to_str().expect("utf-8"),
+            "udp",
+            "port",
+            "9",
+        ],
+        LIMIT,
+    );
+    r.assert_ok();
+    assert!(names(&r.lab_steps()).contains(&"ftruncate".to_string()));
+    assert_eq!(std::fs::metadata(&old).expect("stat").len(), 24);
+}
+
+/// `OpenOptions` with O_NONBLOCK, so opening a FIFO's read end never waits.
+trait NonBlock {
+    fn custom_flags_nonblock(&mut self) -> &mut Self;
+}
+
+impl NonBlock for std::fs::OpenOptions {
+    fn custom_flags_nonblock(&mut self) -> &mut Self {
+        std::os::unix::fs::OpenOptionsExt::custom_flags(self, libc::O_NONBLOCK)
+    }
+}
+
+#[test]
+fn sniff_r_reports_damaged_files() {
+    let dir = TempDir::new("sniff-r-bad");
+    let bad = dir.path().join("bad.pcap");
+    std::fs::write(&bad, b"this is no capture file at all").expect("write");
+    let r = run(&["sniff", "-r", bad.to_str().expect("utf-8")], LIMIT);
+    assert_eq!(r.code(), Some(1));
+    assert!(r.stderr.contains("not a pcap file"), "{}", r.stderr);
+    let (mut out, mut bytes) = ipclab::packet::pcap::PcapOut::new().expect("header");
+    bytes.extend(
+        out.record(Duration::from_secs(1), &[0; 60], 60)
+            .expect("a record"),
+    );
+    bytes.truncate(bytes.len() - 10);
+    std::fs::write(&bad, bytes).expect("write");
+    let r = run(&["sniff", "-r", bad.to_str().expect("utf-8")], LIMIT);
+    assert_eq!(r.code(), Some(1));
+    assert!(r.stderr.contains("cut short"), "{}", r.stderr);
+    let r = run(&["sniff", "-r", "/nonexistent/x.pcap"], LIMIT);
+    assert_eq!(r.code(), Some(1));
 }
 
 #[test]
 fn sniff_names_the_interfaces_when_one_does_not_exist() {
     require_root!("sniff_names_the_interfaces_when_one_does_not_exist");
     let r = run(
-        &["--format", "json", "sniff", "--iface", "nosuch0", "-c", "1"],
+        &["--format", "json", "sniff", "-i", "nosuch0", "-c", "1"],
         LIMIT,
     );
     assert_eq!(r.code(), Some(1), "{}", r.stderr);
@@ -111,16 +609,31 @@ fn sniff_without_cap_net_raw_shows_eperm() {
 
 #[test]
 fn sniff_rejects_bad_values_with_exit_2() {
-    for args in [
-        &["sniff", "--iface", ""][..],
-        &["sniff", "--iface", "a-name-far-too-long"],
-        &["sniff", "-c", "0"],
-        &["sniff", "--timeout", "0"],
-        &["sniff", "--proto", "sctp"],
+    for (args, says) in [
+        (&["sniff", "--iface", ""][..], "interface name"),
+        (&["sniff", "-i", "a-name-far-too-long"], "interface name"),
+        (&["sniff", "-c", "0"], "1 to 100000"),
+        (&["sniff", "--timeout", "0"], "0.1 to 3600"),
+        (&["sniff", "--proto", "sctp"], "sctp"),
+        (&["sniff", "portx", "3"], "\"portx\""),
+        (&["sniff", "port", "99999"], "0 to 65535"),
+        (&["sniff", "tcp", "or"], "ends too soon"),
+        (&["sniff", "(", "tcp"], "\")\""),
+        (
+            &["sniff", "-d", "host", "nosuchhost"],
+            "IPv4 or IPv6 address",
+        ),
+        (&["sniff", "-r", "x.pcap", "-i", "lo"], "-r"),
+        (&["sniff", "-w", "-"], "standard output"),
+        (&["sniff", "-r", "a.pcap", "-w", "a.pcap"], "same file"),
+        (&["sniff", "-X", "-A"], "cannot be used with"),
     ] {
         let r = run(args, LIMIT);
         assert_eq!(r.code(), Some(2), "{args:?}: {}", r.stderr);
         assert!(!r.stderr.contains("panicked"));
+        assert_eq!(r.stderr.lines().count(), 1, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains(says), "{args:?}: {}", r.stderr);
+        assert!(r.stdout.is_empty(), "no step before bad input is refused");
     }
 }
 
@@ -130,7 +643,9 @@ fn strace_agrees_with_sniff() {
     let (stop, h) = udp_sender(39392);
     let r = strace_crosscheck(
         "strace_agrees_with_sniff",
-        &["sniff", "--proto", "udp", "-c", "2", "-W", "10"],
+        &[
+            "sniff", "--proto", "udp", "-c", "2", "-W", "10", "port", "39392",
+        ],
         LIMIT,
     );
     stop.store(true, Ordering::SeqCst);
@@ -138,4 +653,35 @@ fn strace_agrees_with_sniff() {
     if let Some(r) = r {
         r.assert_ok();
     }
+}
+
+#[test]
+fn strace_agrees_with_sniff_w_and_r() {
+    require_root!("strace_agrees_with_sniff_w_and_r");
+    let dir = TempDir::new("sniff-strace");
+    let file = dir.path().join("s.pcap");
+    let f = file.to_str().expect("utf-8").to_string();
+    std::fs::write(&file, b"old contents").expect("write");
+    let (stop, h) = udp_sender(39396);
+    let r = strace_crosscheck(
+        "strace_agrees_with_sniff_w_and_r",
+        &[
+            "sniff", "-c", "2", "-W", "10", "-w", &f, "-X", "udp", "port", "39396",
+        ],
+        LIMIT,
+    );
+    stop.store(true, Ordering::SeqCst);
+    let _ = h.join();
+    let Some(r) = r else {
+        return;
+    };
+    r.assert_ok();
+    let r = strace_crosscheck(
+        "strace_agrees_with_sniff_w_and_r",
+        &["sniff", "-r", &f, "-A", "udp"],
+        LIMIT,
+    )
+    .expect("strace is there");
+    r.assert_ok();
+    assert_eq!(frames(&r).len(), 2);
 }

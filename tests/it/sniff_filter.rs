@@ -260,11 +260,17 @@ fn compiled_filters_accept_what_tcpdumps_accept() {
         let mut differ = 0;
         let cut = truncated(&frames);
         for f in &cut {
-            let (t, o) = (filter::run(&theirs, f, f.len()), filter::run(&ours, f, f.len()));
+            let (t, o) = (
+                filter::run(&theirs, f, f.len()),
+                filter::run(&ours, f, f.len()),
+            );
             differ += usize::from((t != 0) != (o != 0));
         }
         if differ > 0 {
-            eprintln!("{expr}: {differ} of {} truncated frames judged otherwise (load order)", cut.len());
+            eprintln!(
+                "{expr}: {differ} of {} truncated frames judged otherwise (load order)",
+                cut.len()
+            );
         }
     }
 }
@@ -290,7 +296,10 @@ fn filters_tcpdump_refuses_are_refused() {
         "(tcp",
         "tcp )",
     ] {
-        assert!(tcpdump_program(&empty, expr).is_err(), "tcpdump took {expr}");
+        assert!(
+            tcpdump_program(&empty, expr).is_err(),
+            "tcpdump took {expr}"
+        );
         assert!(Filter::new(expr).is_err(), "ipclab took {expr}");
     }
 }

@@ -515,6 +515,7 @@ pub const INTERESTING: &[&str] = &[
     "sendmsg",
     "recvmsg",
     "setsockopt",
+    "getsockopt",
     "getsockname",
     "shutdown",
     "epoll_create1",
@@ -529,6 +530,7 @@ pub const INTERESTING: &[&str] = &[
     "setresuid",
     "setresgid",
     "setgroups",
+    "ftruncate",
     "exit_group",
 ];
 

@@ -37,7 +37,9 @@ fn write_all(rec: &mut Recorder, fd: std::os::fd::BorrowedFd<'_>, mut bytes: &[u
     while !bytes.is_empty() {
         let n = file::write(rec, fd, bytes)?;
         if n == 0 {
-            return Err(Error::protocol("write(2) wrote nothing: the file takes no more"));
+            return Err(Error::protocol(
+                "write(2) wrote nothing: the file takes no more",
+            ));
         }
         bytes = &bytes[n..];
     }
@@ -146,7 +148,12 @@ pub fn read(rec: &mut Recorder, path: &Path, cfg: &SniffConfig) -> Result<()> {
         None
     } else {
         rec.note("the pcap file to read: no socket and no privilege needed");
-        Some(file::openat(rec, path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, None)?)
+        Some(file::openat(
+            rec,
+            path,
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            None,
+        )?)
     };
     let result = read_from(rec, owned.as_ref().map(|f| f.as_fd()), &name, cfg);
     if let Some(fd) = owned {
@@ -201,12 +208,20 @@ fn frames(
         eof = n == 0;
         pcap.feed(&buf[..n]);
         while let Some(r) = pcap.next().map_err(bad)? {
-            if cfg.filter.as_ref().is_some_and(|f| !f.accepts(&r.data, r.wire_len)) {
+            if cfg
+                .filter
+                .as_ref()
+                .is_some_and(|f| !f.accepts(&r.data, r.wire_len))
+            {
                 continue;
             }
             kept += 1;
             let f = decoder.decode(&r.data, r.wire_len);
-            rec.message(format!("{} {}", dump::clock(r.stamp, cfg.show.utc_offset), f.line));
+            rec.message(format!(
+                "{} {}",
+                dump::clock(r.stamp, cfg.show.utc_offset),
+                f.line
+            ));
             for l in dump::payload_lines(cfg.show.payload, &r.data, f.net) {
                 rec.message(l);
             }
@@ -233,7 +248,10 @@ fn frames(
         )));
     }
     rec.message(match &cfg.filter {
-        Some(f) => format!("{kept} of {read} packets read from {name} matched `{}`", f.text),
+        Some(f) => format!(
+            "{kept} of {read} packets read from {name} matched `{}`",
+            f.text
+        ),
         None => format!("{read} packets read from {name}"),
     });
     Ok(())

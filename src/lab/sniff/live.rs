@@ -91,7 +91,9 @@ impl Capture {
             }
             rec.note("the kernel stamps each frame as it arrives; each line's time is that stamp, read from recvmsg's control message");
             socket::setsockopt_int(rec, fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 1)?;
-            rec.note(format!("only frames of {iface} from now on, in both directions"));
+            rec.note(format!(
+                "only frames of {iface} from now on, in both directions"
+            ));
             raw::bind_ll(rec, fd, ifindex, iface)?;
             Ok(ifindex)
         })?;
@@ -109,8 +111,8 @@ impl Capture {
 
     /// Captures until `count` frames (if given) or `timeout` (if given),
     /// or until a stop signal; shows each frame and writes it to `out`.
-    /// Returns how many frames were captured; a stop signal is
-    /// [`Error::Interrupted`] after the message tcpdump users expect.
+    /// `got` counts the frames captured, also when this fails; a stop
+    /// signal is [`Error::Interrupted`] after the message tcpdump users expect.
     pub fn capture(
         &self,
         rec: &mut Recorder,
@@ -118,12 +120,12 @@ impl Capture {
         timeout: Option<Duration>,
         show: &Show,
         mut out: Option<&mut PcapFile>,
-    ) -> Result<u64> {
+        got: &mut u64,
+    ) -> Result<()> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut buf = vec![0u8; SNAP];
         let mut decoder = Decoder::new(show.style);
-        let mut got: u64 = 0;
-        while count.is_none_or(|c| got < u64::from(c)) {
+        while count.is_none_or(|c| *got < u64::from(c)) {
             let left = match deadline {
                 Some(d) => {
                     let left = d.saturating_duration_since(Instant::now());
@@ -138,7 +140,10 @@ impl Capture {
                     Some(left)
                 }
                 None => {
-                    rec.waiting(format!("waiting for a frame on {} (Ctrl-C stops)", self.iface));
+                    rec.waiting(format!(
+                        "waiting for a frame on {} (Ctrl-C stops)",
+                        self.iface
+                    ));
                     None
                 }
             };
@@ -149,7 +154,7 @@ impl Capture {
                     // As tcpdump does on Ctrl-C: say what was captured.
                     rec.message(format!(
                         "{} captured before {}",
-                        plural(got, "frame"),
+                        plural(*got, "frame"),
                         crate::lab::signal_name(sig)
                     ));
                     return Err(Error::Interrupted(sig));
@@ -165,7 +170,7 @@ impl Capture {
             if filter.is_some_and(|f| !f.accepts(data, c.wire_len)) {
                 continue;
             }
-            got += 1;
+            *got += 1;
             let stamp = c.stamp.unwrap_or_else(|| {
                 SystemTime::now()
                     .duration_since(SystemTime::UNIX_EPOCH)
@@ -186,7 +191,7 @@ impl Capture {
             }
         }
         if let (Some(c), Some(t)) = (count, timeout) {
-            if got < u64::from(c) {
+            if *got < u64::from(c) {
                 rec.message(format!(
                     "stopped after {} s with {got} of {c} frames",
                     t.as_secs_f64()
@@ -195,7 +200,7 @@ impl Capture {
         } else if let Some(t) = timeout.filter(|_| count.is_none()) {
             rec.message(format!("stopped after {} s (--timeout)", t.as_secs_f64()));
         }
-        Ok(got)
+        Ok(())
     }
 
     /// The counts tcpdump prints at the end, from the kernel's
@@ -226,7 +231,10 @@ fn note(c: &Captured, data: &[u8], bound: (i32, &str), filter: Option<&Filter>) 
     let (ty, dir) = raw::pkttype(from.pkttype);
     let mut s = format!("{} bytes {dir} ({ty})", c.wire_len);
     if c.wire_len > data.len() {
-        s.push_str(&format!(", {} of them kept (MSG_TRUNC gave the whole length)", data.len()));
+        s.push_str(&format!(
+            ", {} of them kept (MSG_TRUNC gave the whole length)",
+            data.len()
+        ));
     }
     if from.ifindex != bound.0 {
         s.push_str(&format!(

@@ -107,7 +107,9 @@ impl SniffConfig {
         match &source {
             Source::Live(iface) => check_iface(iface)?,
             Source::File(p) if p.as_os_str().is_empty() => {
-                return Err(Error::usage("-r \"\": give a pcap file to read, or - for standard input"));
+                return Err(Error::usage(
+                    "-r \"\": give a pcap file to read, or - for standard input",
+                ));
             }
             Source::File(_) => {}
         }
@@ -118,7 +120,9 @@ impl SniffConfig {
         }
         if let Some(t) = timeout {
             if !(0.1..=3600.0).contains(&t) {
-                return Err(Error::usage(format!("--timeout {t}: give 0.1 to 3600 seconds")));
+                return Err(Error::usage(format!(
+                    "--timeout {t}: give 0.1 to 3600 seconds"
+                )));
             }
         }
         if let Some(w) = &write {
@@ -167,8 +171,16 @@ pub fn run(rec: &mut Recorder, cfg: &SniffConfig) -> Result<()> {
                 },
                 None => None,
             };
-            let result = cap.capture(rec, cfg.count, cfg.timeout, &cfg.show, out.as_mut());
-            let stats = cap.statistics(rec, result.as_ref().map_or(0, |n| *n));
+            let mut got = 0;
+            let result = cap.capture(
+                rec,
+                cfg.count,
+                cfg.timeout,
+                &cfg.show,
+                out.as_mut(),
+                &mut got,
+            );
+            let stats = cap.statistics(rec, got);
             let closed = out.map_or(Ok(()), |f| f.close(rec));
             let closed_cap = cap.close(rec);
             result?;
@@ -205,8 +217,8 @@ pub fn handshake(rec: &mut Recorder) -> Result<()> {
         socket::getsockname_explained(rec, fd, |a| format!("listening on {a}"))?
             .ok_or_else(|| Error::Protocol("getsockname gave no IPv4 address".into()))
     })?;
-    let filter = Filter::new(&format!("tcp port {}", addr.port()))
-        .map_err(|e| Error::Protocol(e.0))?;
+    let filter =
+        Filter::new(&format!("tcp port {}", addr.port())).map_err(|e| Error::Protocol(e.0))?;
     let cap = match Capture::open(rec, "lo", Some(filter)) {
         Ok(c) => c,
         Err(e) => {
@@ -253,10 +265,18 @@ fn connect_and_capture(
         utc_offset: crate::os::local_offset(),
         ..Show::default()
     };
-    let got = cap.capture(rec, Some(6), Some(Duration::from_secs(2)), &show, None);
+    let mut got = 0;
+    let result = cap.capture(
+        rec,
+        Some(6),
+        Some(Duration::from_secs(2)),
+        &show,
+        None,
+        &mut got,
+    );
     let _ = sysfile::close(rec, conn);
     let _ = sysfile::close(rec, client);
-    got.map(drop)
+    result
 }
 
 #[cfg(test)]

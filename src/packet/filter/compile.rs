@@ -127,7 +127,12 @@ fn port(protocol: Option<ProtoName>, dir: Dir, n: u16) -> Cond {
     ]);
     let v4 = Cond::All(vec![
         ethertype(0x0800),
-        Cond::Any(protos.iter().map(|p| eq(Load::Abs(B, IP4 + 9), *p)).collect()),
+        Cond::Any(
+            protos
+                .iter()
+                .map(|p| eq(Load::Abs(B, IP4 + 9), *p))
+                .collect(),
+        ),
         // Not a later fragment: those carry no port.
         Cond::Not(Box::new(Cond::Test(Load::Abs(H, IP4 + 6), JSET, 0x1fff))),
         by_dir(
@@ -192,7 +197,11 @@ fn lower(e: &Expr) -> Cond {
         Expr::Or(a, b) => Cond::Any(vec![lower(a), lower(b)]),
         Expr::Not(a) => Cond::Not(Box::new(lower(a))),
         Expr::Prim(Prim::Proto(p)) => proto(*p),
-        Expr::Prim(Prim::Port { proto, dir, port: n }) => port(*proto, *dir, *n),
+        Expr::Prim(Prim::Port {
+            proto,
+            dir,
+            port: n,
+        }) => port(*proto, *dir, *n),
         Expr::Prim(Prim::Host { proto, dir, addr }) => host(*proto, *dir, *addr),
     }
 }
@@ -222,11 +231,14 @@ impl Gen {
 
     fn load(&mut self, l: Load) {
         match l {
-            Load::Abs(size, k) => self.ops.push(Op::Plain(Insn::new(LD | size | ABS, 0, 0, k))),
+            Load::Abs(size, k) => self
+                .ops
+                .push(Op::Plain(Insn::new(LD | size | ABS, 0, 0, k))),
             Load::PastIp4(size, k) => {
                 self.ops
                     .push(Op::Plain(Insn::new(LDX | MSH | B, 0, 0, IP4)));
-                self.ops.push(Op::Plain(Insn::new(LD | size | IND, 0, 0, k)));
+                self.ops
+                    .push(Op::Plain(Insn::new(LD | size | IND, 0, 0, k)));
             }
         }
     }

@@ -221,7 +221,11 @@ mod tests {
     fn loads_compare_and_return() {
         let frame = [0u8, 1, 2, 3, 4, 5, 0x45, 0, 0];
         // ldxb 4*([6]&0xf) = 20; ld #pktlen; ret a
-        let p = [i(LDX | MSH | B, 0, 0, 6), i(LD | W | LEN, 0, 0, 0), i(RET | A, 0, 0, 0)];
+        let p = [
+            i(LDX | MSH | B, 0, 0, 6),
+            i(LD | W | LEN, 0, 0, 0),
+            i(RET | A, 0, 0, 0),
+        ];
         assert_eq!(run(&p, &frame, 60), 60);
         // ld [2] is 0x02030405; jgt #0x02030404 → ret #1
         let p = [
@@ -236,7 +240,11 @@ mod tests {
         let p = [i(LD | H | ABS, 0, 0, 8), i(RET | K, 0, 0, 1)];
         assert_eq!(run(&p, &frame, 9), 0);
         // x + k wrapping past u32: dropped, not a panic.
-        let p = [i(LDX | IMM, 0, 0, u32::MAX), i(LD | B | IND, 0, 0, 2), i(RET | K, 0, 0, 1)];
+        let p = [
+            i(LDX | IMM, 0, 0, u32::MAX),
+            i(LD | B | IND, 0, 0, 2),
+            i(RET | K, 0, 0, 1),
+        ];
         assert_eq!(run(&p, &frame, 9), 0);
     }
 
@@ -246,8 +254,8 @@ mod tests {
             i(LD | IMM, 0, 0, 7),
             i(ST, 0, 0, 3),
             i(LDX | MEM, 0, 0, 3),
-            i(ALU | MUL | X, 0, 0, 0), // 49
-            i(ALU | SUB | K, 0, 0, 9), // 40
+            i(ALU | MUL | X, 0, 0, 0),  // 49
+            i(ALU | SUB | K, 0, 0, 9),  // 40
             i(ALU | LSH | K, 0, 0, 40), // shifts of 32 or more give 0
             i(MISC | TAX, 0, 0, 0),
             i(LD | IMM, 0, 0, 5),

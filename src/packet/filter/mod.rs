@@ -271,10 +271,7 @@ mod tests {
     #[test]
     fn images_read_as_tcpdump_prints_them() {
         // Lines of `tcpdump -d port 80` (tcpdump 4.99.3, libpcap 1.10.3).
-        assert_eq!(
-            image(&Insn::new(0x28, 0, 0, 12), 0),
-            "(000) ldh      [12]"
-        );
+        assert_eq!(image(&Insn::new(0x28, 0, 0, 12), 0), "(000) ldh      [12]");
         assert_eq!(
             image(&Insn::new(0x15, 0, 8, 0x86dd), 1),
             "(001) jeq      #0x86dd          jt 2\tjf 10"

@@ -154,7 +154,9 @@ fn err(msg: String) -> ParseError {
 pub fn parse(text: &str) -> Result<Expr, ParseError> {
     let toks = tokens(text);
     if toks.is_empty() {
-        return Err(err(format!("filter is empty: give an expression of {VALID}")));
+        return Err(err(format!(
+            "filter is empty: give an expression of {VALID}"
+        )));
     }
     let mut p = Parser {
         toks,
@@ -328,9 +330,10 @@ impl Parser {
         self.next();
         let prim = match q.kind {
             Kind::Port => {
-                if let Some(p) = q.proto.filter(|p| {
-                    !matches!(p, ProtoName::Tcp | ProtoName::Udp | ProtoName::Sctp)
-                }) {
+                if let Some(p) = q
+                    .proto
+                    .filter(|p| !matches!(p, ProtoName::Tcp | ProtoName::Udp | ProtoName::Sctp))
+                {
                     return Err(err(format!(
                         "filter: \"{} port\" at word {}: only tcp, udp or sctp may qualify a port",
                         p.name(),

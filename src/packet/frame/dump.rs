@@ -77,7 +77,9 @@ pub fn payload_lines(mode: Payload, frame: &[u8], net: usize) -> Vec<String> {
 /// The time of day of `stamp` (since the epoch), `offset` seconds east of
 /// UTC, as tcpdump starts each line: `12:34:56.789012`.
 pub fn clock(stamp: Duration, offset: i64) -> String {
-    let secs = (stamp.as_secs() as i64).wrapping_add(offset).rem_euclid(86_400);
+    let secs = (stamp.as_secs() as i64)
+        .wrapping_add(offset)
+        .rem_euclid(86_400);
     format!(
         "{:02}:{:02}:{:02}.{:06}",
         secs / 3600,
@@ -95,8 +97,8 @@ mod tests {
     fn hex_lines_match_tcpdump_x() {
         // The first 20 bytes of an ICMP echo request on lo, as tcpdump -X shows them.
         let b = [
-            0x45, 0, 0, 0x54, 0x5e, 0x80, 0x40, 0, 0x40, 1, 0xde, 0x26, 0x7f, 0, 0, 1, 0x7f, 0,
-            0, 1,
+            0x45, 0, 0, 0x54, 0x5e, 0x80, 0x40, 0, 0x40, 1, 0xde, 0x26, 0x7f, 0, 0, 1, 0x7f, 0, 0,
+            1,
         ];
         assert_eq!(
             hex_lines(&b),
@@ -105,12 +107,18 @@ mod tests {
                 "\t0x0010:  7f00 0001                                ...."
             ]
         );
-        assert_eq!(hex_lines(&[0x41]), ["\t0x0000:  41                                       A"]);
+        assert_eq!(
+            hex_lines(&[0x41]),
+            ["\t0x0000:  41                                       A"]
+        );
     }
 
     #[test]
     fn ascii_lines_split_on_newlines() {
-        assert_eq!(ascii_lines(b"GET /\r\nHost: x\x01\r\n"), ["GET /", "Host: x.", ""]);
+        assert_eq!(
+            ascii_lines(b"GET /\r\nHost: x\x01\r\n"),
+            ["GET /", "Host: x.", ""]
+        );
         assert_eq!(ascii_lines(b"a\rb\tc"), ["a.b\tc"]);
     }
 

@@ -89,7 +89,10 @@ pub fn v4(line: &mut String, m: &[u8], plen: usize) {
             c => format!("time exceeded-#{c}"),
         },
         12 => match code {
-            0 => format!("parameter problem - octet {}", m.get(4).copied().unwrap_or(0)),
+            0 => format!(
+                "parameter problem - octet {}",
+                m.get(4).copied().unwrap_or(0)
+            ),
             c => format!("parameter problem - code {c}"),
         },
         4 => "source quench".into(),
@@ -196,7 +199,9 @@ mod tests {
         v4(&mut l, &[8, 0, 0, 0, 0x04, 0xd2, 0, 1], 64);
         assert_eq!(l, "ICMP echo request, id 1234, seq 1, length 64");
         // Port unreachable quoting a UDP datagram to 127.0.0.1:9.
-        let mut m = vec![3, 3, 0, 0, 0, 0, 0, 0, 0x45, 0, 0, 0, 0, 0, 0, 0, 64, 17, 0, 0];
+        let mut m = vec![
+            3, 3, 0, 0, 0, 0, 0, 0, 0x45, 0, 0, 0, 0, 0, 0, 0, 64, 17, 0, 0,
+        ];
         m.extend_from_slice(&[127, 0, 0, 1, 127, 0, 0, 1, 0x9c, 0x40, 0, 9]);
         let mut l = String::new();
         v4(&mut l, &m, 36);
@@ -218,6 +223,9 @@ mod tests {
         ns.extend_from_slice(&[0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
         let mut l = String::new();
         v6(&mut l, &ns, 32);
-        assert_eq!(l, "ICMP6, neighbor solicitation, who has fe80::1, length 32");
+        assert_eq!(
+            l,
+            "ICMP6, neighbor solicitation, who has fe80::1, length 32"
+        );
     }
 }

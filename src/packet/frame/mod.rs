@@ -90,7 +90,10 @@ impl Decoder {
         if bytes.len() < 14 {
             return Frame {
                 proto: None,
-                line: format!("[|ether] {} bytes, too short for an Ethernet header", bytes.len()),
+                line: format!(
+                    "[|ether] {} bytes, too short for an Ethernet header",
+                    bytes.len()
+                ),
                 net: bytes.len(),
             };
         }

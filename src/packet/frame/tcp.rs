@@ -51,7 +51,14 @@ fn flags(t: &TcpSlice<'_>) -> String {
 
 impl Seqs {
     /// Writes the segment after `SRC.PORT > DST.PORT: `.
-    pub fn line(&mut self, line: &mut String, t: &TcpSlice<'_>, src: IpAddr, dst: IpAddr, absolute: bool) {
+    pub fn line(
+        &mut self,
+        line: &mut String,
+        t: &TcpSlice<'_>,
+        src: IpAddr,
+        dst: IpAddr,
+        absolute: bool,
+    ) {
         let (sport, dport) = (t.source_port(), t.destination_port());
         let mut seq = t.sequence_number();
         let mut ack = t.acknowledgment_number();
@@ -245,12 +252,18 @@ mod tests {
         let ack = segment(41234, 8989, 1001, Some(5001), false, b"");
         let data = segment(41234, 8989, 1001, Some(5001), false, b"hello");
         let reply = segment(8989, 41234, 5001, Some(1006), false, b"ok");
-        assert_eq!(show(&mut s, &syn, false), "Flags [S], seq 1000, win 512, length 0");
+        assert_eq!(
+            show(&mut s, &syn, false),
+            "Flags [S], seq 1000, win 512, length 0"
+        );
         assert_eq!(
             show(&mut s, &synack, false),
             "Flags [S.], seq 5000, ack 1001, win 512, length 0"
         );
-        assert_eq!(show(&mut s, &ack, false), "Flags [.], ack 1, win 512, length 0");
+        assert_eq!(
+            show(&mut s, &ack, false),
+            "Flags [.], ack 1, win 512, length 0"
+        );
         assert_eq!(
             show(&mut s, &data, false),
             "Flags [P.], seq 1:6, ack 1, win 512, length 5"
