@@ -101,7 +101,7 @@ pub struct Record {
 }
 
 /// A pcap file read in chunks: [`PcapIn::feed`] the bytes as they are
-/// read, take records with [`PcapIn::next`].
+/// read, take records with [`PcapIn::next_record`].
 #[derive(Debug, Default)]
 pub struct PcapIn {
     header: Option<PcapHeader>,
@@ -152,7 +152,7 @@ impl PcapIn {
     /// # Errors
     /// Not a pcap file, a link type other than Ethernet, a record larger
     /// than [`MAX_RECORD`].
-    pub fn next(&mut self) -> Result<Option<Record>, ParseError> {
+    pub fn next_record(&mut self) -> Result<Option<Record>, ParseError> {
         if self.header.is_none() {
             if self.pending.len() < HEADER_LEN {
                 return Ok(None);
@@ -234,7 +234,7 @@ mod tests {
             let mut got = Vec::new();
             for part in file.chunks(chunk) {
                 r.feed(part);
-                while let Some(rec) = r.next().expect("valid") {
+                while let Some(rec) = r.next_record().expect("valid") {
                     got.push(rec);
                 }
             }
@@ -252,10 +252,14 @@ mod tests {
         let mut r = PcapIn::default();
         r.feed(&[0x0a, 0x0d, 0x0d, 0x0a]);
         r.feed(&[0; 20]);
-        assert!(r.next().expect_err("pcapng").0.contains("pcapng"));
+        assert!(r.next_record().expect_err("pcapng").0.contains("pcapng"));
         let mut r = PcapIn::default();
         r.feed(b"GIF89a this is not a capture file");
-        assert!(r.next().expect_err("magic").0.contains("not a pcap file"));
+        assert!(r
+            .next_record()
+            .expect_err("magic")
+            .0
+            .contains("not a pcap file"));
         // A record that claims 1 GiB is refused before anything waits for it.
         let (mut out, mut file) = PcapOut::new().expect("a header");
         let mut rec = out.record(Duration::ZERO, b"x", 1).expect("a record");
@@ -264,7 +268,7 @@ mod tests {
         let mut r = PcapIn::default();
         r.feed(&file);
         assert!(r
-            .next()
+            .next_record()
             .expect_err("too big")
             .0
             .contains("more than 262144"));
@@ -273,6 +277,6 @@ mod tests {
         h[20..24].copy_from_slice(&101u32.to_ne_bytes());
         let mut r = PcapIn::default();
         r.feed(&h);
-        assert!(r.next().expect_err("raw ip").0.contains("Ethernet"));
+        assert!(r.next_record().expect_err("raw ip").0.contains("Ethernet"));
     }
 }

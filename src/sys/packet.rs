@@ -126,7 +126,7 @@ pub fn recvmsg_ll(
             } else {
                 got.from.ifindex.to_string()
             };
-            let sll_addr = addr[..usize::from(*halen).min(6)]
+            let sll_addr = addr[..(*halen).min(6)]
                 .iter()
                 .map(|b| format!("{b:02x}"))
                 .collect::<Vec<_>>()

@@ -207,7 +207,7 @@ fn frames(
         let n = file::read(rec, fd, &mut buf)?;
         eof = n == 0;
         pcap.feed(&buf[..n]);
-        while let Some(r) = pcap.next().map_err(bad)? {
+        while let Some(r) = pcap.next_record().map_err(bad)? {
             if cfg
                 .filter
                 .as_ref()

@@ -236,19 +236,23 @@ fn note(c: &Captured, data: &[u8], bound: (i32, &str), filter: Option<&Filter>) 
             data.len()
         ));
     }
+    let dropped = filter.is_some_and(|f| !f.accepts(data, c.wire_len));
     if from.ifindex != bound.0 {
         s.push_str(&format!(
             " on interface {}, not {}: queued before bind() narrowed the socket",
             from.ifindex, bound.1
         ));
-    } else if filter.is_some_and(|f| !f.accepts(data, c.wire_len)) {
-        s.push_str(": queued before the filter was attached; the same program, run here, drops it, so it is neither shown nor counted (libpcap avoids this by binding to protocol 0 first)");
+    } else if dropped {
+        s.push_str(": queued before the filter was attached");
     } else if bound.1 == "lo" {
         s.push_str(if from.pkttype == libc::PACKET_OUTGOING {
             ": leaving through lo — it comes back in as the next frame"
         } else {
             ": arriving on lo"
         });
+    }
+    if dropped {
+        s.push_str("; the filter's program, run here, drops it: neither shown nor counted (libpcap avoids such frames by binding to protocol 0 first)");
     }
     s
 }

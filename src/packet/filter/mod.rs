@@ -138,7 +138,7 @@ impl Filter {
 }
 
 /// One instruction as `tcpdump -d` prints it (libpcap's `bpf_image`):
-/// `(001) jeq      #0x800           jt 2	jf 4`.
+/// `(001) jeq      #0x800           jt 2` and a tab before `jf 4`.
 pub fn image(ins: &Insn, n: usize) -> String {
     use op::*;
     let k = ins.k;
