@@ -15,6 +15,7 @@ mod readme;
 mod signals;
 mod sniff;
 mod sniff_filter;
+mod sniff_pcap;
 mod strace;
 mod tcp;
 mod udp;
