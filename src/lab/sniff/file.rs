@@ -6,8 +6,9 @@
 //! tcpdump (fopen "w": O_TRUNC, 0666) it never follows a symbolic link
 //! (O_NOFOLLOW: ELOOP), never empties or writes into anything but a regular
 //! file (it truncates only after fstat says regular; O_NONBLOCK keeps a
-//! FIFO from blocking the open), and makes the file readable by its owner
-//! only: a capture can hold other users' traffic. One write per frame (as
+//! FIFO from blocking the open), and creates the file readable by its
+//! owner only (a capture can hold other users' traffic; an existing file
+//! keeps its mode). One write per frame (as
 //! `tcpdump -U`), so a Ctrl-C loses nothing. The file is the user's: it
 //! stays.
 //!
