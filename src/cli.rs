@@ -93,7 +93,7 @@ pub enum Command {
     Unix(UnixArgs),
     /// ICMP echo over a raw socket, like ping(8) [needs root or CAP_NET_RAW; --dgram does not]
     Ping(PingArgs),
-    /// Capture frames with an AF_PACKET socket and decode each [needs root or CAP_NET_RAW]
+    /// Capture frames like tcpdump: AF_PACKET, BPF filters, pcap in and out [root or CAP_NET_RAW; -r, -d need neither]
     Sniff(SniffArgs),
     /// What each mechanism costs: round trips and streams, load on echo servers, the price of tracing
     Bench(BenchArgs),
@@ -269,23 +269,45 @@ pub enum SniffProto {
 
 #[derive(Debug, Args)]
 pub struct SniffArgs {
-    /// Interface to capture on
-    #[arg(long, default_value = "lo", value_name = "IFACE")]
-    pub iface: String,
-    /// Stop after N frames
-    #[arg(short = 'c', default_value_t = 10, value_name = "N")]
-    pub count: u32,
-    /// Keep only this protocol (a BPF filter the kernel runs)
+    /// Interface to capture on (default lo)
+    #[arg(short = 'i', long = "iface", value_name = "IFACE")]
+    pub iface: Option<String>,
+    /// Stop after N frames (default: run until Ctrl-C)
+    #[arg(short = 'c', value_name = "N")]
+    pub count: Option<u32>,
+    /// Keep only this protocol: shorthand for the filter `tcp`, `udp` or `icmp or icmp6`
     #[arg(long, value_enum)]
     pub proto: Option<SniffProto>,
     /// Stop after this many seconds even if fewer frames came (0.1 to 3600)
-    #[arg(
-        short = 'W',
-        long = "timeout",
-        default_value_t = 10.0,
-        value_name = "SECS"
-    )]
-    pub timeout: f64,
+    #[arg(short = 'W', long = "timeout", value_name = "SECS")]
+    pub timeout: Option<f64>,
+    /// Also write each frame to FILE, a pcap file that tcpdump -r and Wireshark open
+    #[arg(short = 'w', value_name = "FILE")]
+    pub write: Option<PathBuf>,
+    /// Read frames from the pcap FILE (- for stdin) instead of capturing [no privilege]
+    #[arg(short = 'r', value_name = "FILE")]
+    pub read: Option<PathBuf>,
+    /// Print the filter's BPF program as tcpdump -d does, and exit (-dd: C array, -ddd: decimal)
+    #[arg(short = 'd', action = clap::ArgAction::Count)]
+    pub dump: u8,
+    /// Show the Ethernet header of each frame: addresses, ethertype, length
+    #[arg(short = 'e')]
+    pub link: bool,
+    /// Absolute TCP sequence numbers (default: relative, as tcpdump)
+    #[arg(short = 'S')]
+    pub absolute: bool,
+    /// Show each frame from the IP header on in hex and ASCII
+    #[arg(short = 'X', conflicts_with = "ascii")]
+    pub hex: bool,
+    /// Show each frame from the IP header on in ASCII
+    #[arg(short = 'A')]
+    pub ascii: bool,
+    /// Numbers, not names (ipclab never looks names up; taken for tcpdump's -n and -nn)
+    #[arg(short = 'n', action = clap::ArgAction::Count)]
+    pub numeric: u8,
+    /// Filter, as tcpdump's: `tcp and port 8989`, `host ::1`, `not (udp or icmp)` …
+    #[arg(value_name = "EXPRESSION")]
+    pub filter: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -11,6 +11,7 @@ use ipclab::cli::{
 };
 use ipclab::error::{Error, Result};
 use ipclab::lab::{self, fifo, ping, pipe, repeater, shm, sniff, tcp, udp, unix};
+use ipclab::packet::frame::dump::Payload;
 use ipclab::sys::signal;
 use ipclab::trace::{Recorder, TraceOptions};
 
@@ -71,6 +72,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Command::Man { install, command } => return man_command(install.as_deref(), &command),
+        Command::Sniff(a) if a.dump > 0 => return dump_filter(&a, opts),
         _ => {}
     }
     // Bad input is refused before the first syscall step.
@@ -179,6 +181,8 @@ fn exit_code(rec: &Recorder, result: Result<()>) -> ExitCode {
 fn plan(command: Command) -> Result<Job> {
     match command {
         Command::Tour => {
+            // The sniff section prints times of day: load the zone before any step.
+            ipclab::os::local_offset();
             let plan = lab::tour::plan();
             Ok(Box::new(move |r| lab::tour::run(r, plan)))
         }
@@ -252,13 +256,35 @@ fn plan(command: Command) -> Result<Job> {
             single("ping", move |r| ping::run(r, &cfg))
         }
         Command::Sniff(a) => {
-            lab::privs::sudo_user()?;
-            let proto = a.proto.map(|p| match p {
-                SniffProto::Tcp => ipclab::packet::Proto::Tcp,
-                SniffProto::Udp => ipclab::packet::Proto::Udp,
-                SniffProto::Icmp => ipclab::packet::Proto::Icmp,
-            });
-            let cfg = sniff::SniffConfig::new(&a.iface, a.count, proto, a.timeout)?;
+            let proto = a.proto.map(sniff_proto);
+            let filter = sniff::build_filter(proto, &a.filter)?;
+            let source = match (a.read, a.iface) {
+                (Some(_), Some(i)) => {
+                    return Err(Error::usage(format!(
+                        "-i {i} and -r: a file is read, not an interface; give one of the two"
+                    )))
+                }
+                (Some(r), None) => sniff::Source::File(r),
+                (None, i) => {
+                    // A SUDO environment that names nobody clearly is bad input.
+                    lab::privs::sudo_user()?;
+                    sniff::Source::Live(i.unwrap_or_else(|| "lo".into()))
+                }
+            };
+            let show = sniff::Show {
+                style: ipclab::packet::frame::Style {
+                    link: a.link,
+                    absolute: a.absolute,
+                },
+                payload: match (a.hex, a.ascii) {
+                    (true, _) => Payload::Hex,
+                    (_, true) => Payload::Ascii,
+                    _ => Payload::None,
+                },
+                // Loads the time zone now, before the first step.
+                utc_offset: ipclab::os::local_offset(),
+            };
+            let cfg = sniff::SniffConfig::new(source, a.count, filter, a.timeout, a.write, show)?;
             single("sniff", move |r| sniff::run(r, &cfg))
         }
         Command::Bench(a) => plan_bench(a.action),
@@ -269,6 +295,47 @@ fn plan(command: Command) -> Result<Job> {
             Ok(Box::new(move |r| lab::errata::run(r, name.as_deref())))
         }
         Command::Completions { .. } | Command::Man { .. } => Ok(Box::new(|_| Ok(()))),
+    }
+}
+
+fn sniff_proto(p: SniffProto) -> ipclab::packet::Proto {
+    match p {
+        SniffProto::Tcp => ipclab::packet::Proto::Tcp,
+        SniffProto::Udp => ipclab::packet::Proto::Udp,
+        SniffProto::Icmp => ipclab::packet::Proto::Icmp,
+    }
+}
+
+/// `sniff -d`: the filter's program as `tcpdump -d` (`-dd`, `-ddd`) prints
+/// it, on stdout and nothing else, so the two can be diffed; no capture, no
+/// syscall step. With `--format json`, one message line per instruction.
+fn dump_filter(a: &ipclab::cli::SniffArgs, opts: TraceOptions) -> ExitCode {
+    use ipclab::packet::filter;
+    let prog = match sniff::build_filter(a.proto.map(sniff_proto), &a.filter) {
+        Ok(Some(f)) => f.program,
+        // No expression: tcpdump's accept-everything program.
+        Ok(None) => vec![filter::Insn::new(0x06, 0, 0, filter::SNAPLEN)],
+        Err(e) => {
+            eprintln!("{}", one_line(&format!("ipclab: {e}")));
+            return ExitCode::from(2);
+        }
+    };
+    let lines = filter::dump(&prog, a.dump);
+    if opts.json {
+        let mut rec = Recorder::new(opts);
+        for l in &lines {
+            rec.message(l);
+        }
+        return exit_code(&rec, Ok(()));
+    }
+    let mut text = lines.join("\n");
+    text.push('\n');
+    match std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            eprintln!("ipclab: cannot write to stdout: {e}");
+            ExitCode::FAILURE
+        }
+        _ => ExitCode::SUCCESS,
     }
 }
 

@@ -14,6 +14,7 @@ pub mod cwd;
 pub mod fast;
 pub mod file;
 pub mod mem;
+pub mod packet;
 pub mod poll;
 pub mod process;
 pub mod raw;

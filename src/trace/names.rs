@@ -212,6 +212,7 @@ pub fn socket_level(level: i32) -> String {
         libc::IPPROTO_UDP => "SOL_UDP".into(),
         libc::SOL_ICMPV6 => "SOL_ICMPV6".into(),
         libc::SOL_RAW => "SOL_RAW".into(),
+        libc::SOL_PACKET => "SOL_PACKET".into(),
         other => other.to_string(),
     }
 }
@@ -238,6 +239,7 @@ pub fn socket_option(level: i32, name: i32) -> String {
         // y2038-safe one is SO_TIMESTAMPNS_NEW); glibc's is the old one on 64-bit.
         (libc::SOL_SOCKET, libc::SO_TIMESTAMPNS) => "SO_TIMESTAMPNS_OLD",
         (libc::SOL_SOCKET, libc::SO_ATTACH_FILTER) => "SO_ATTACH_FILTER",
+        (libc::SOL_PACKET, libc::PACKET_STATISTICS) => "PACKET_STATISTICS",
         (libc::IPPROTO_TCP, libc::TCP_NODELAY) => "TCP_NODELAY",
         (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) => "IPV6_V6ONLY",
         (libc::IPPROTO_IP, libc::IP_TTL) => "IP_TTL",

@@ -17,6 +17,8 @@ mod readme;
 mod shm;
 mod signals;
 mod sniff;
+mod sniff_filter;
+mod sniff_pcap;
 mod strace;
 mod tcp;
 mod udp;

@@ -146,11 +146,27 @@ fn normalise(text: &str) -> Vec<String> {
             }
         }
     }
+    // The working directory (getcwd, chdir back) is wherever the run was
+    // made: the checkout's folder differs between machines and worktrees.
+    let cwd = text
+        .split("getcwd(\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .filter(|p| p.len() > 1)
+        .map(str::to_string);
     text.lines()
         .map(|line| {
             // Names a run makes for itself (ipclab-PID-NANOS: its temp dir,
             // /dev/shm object, abstract socket name) before the pids go.
             let mut l = run_names(line.trim_end());
+            if let Some(c) = &cwd {
+                l = l.replace(&format!("\"{c}\""), "\"CWD\"");
+                if let Some(i) = l.find("getcwd(\"CWD\", 4096) = ") {
+                    let start = i + "getcwd(\"CWD\", 4096) = ".len();
+                    let n = l[start..].chars().take_while(char::is_ascii_digit).count();
+                    l.replace_range(start..start + n, "N");
+                }
+            }
             if l.starts_with(' ') {
                 l = format!("    {}", l.trim_start());
             }

@@ -330,7 +330,11 @@ fn sniff_stops_on_sigint_and_says_what_it_captured() {
         return;
     }
     let mut child = ipclab()
-        .args(["--format", "json", "sniff", "-c", "1000", "-W", "60"])
+        // Other programs talk on lo: a port nobody uses keeps the output
+        // (read only at the end) from filling the pipe.
+        .args([
+            "--format", "json", "sniff", "-c", "1000", "-W", "60", "udp", "port", "9",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

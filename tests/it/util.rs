@@ -525,6 +525,7 @@ pub const INTERESTING: &[&str] = &[
     "sendmsg",
     "recvmsg",
     "setsockopt",
+    "getsockopt",
     "getsockname",
     "getpeername",
     "getsockopt",
@@ -547,6 +548,7 @@ pub const INTERESTING: &[&str] = &[
     "setresuid",
     "setresgid",
     "setgroups",
+    "ftruncate",
     "exit_group",
 ];
 
