@@ -12,6 +12,7 @@
 pub mod creds;
 pub mod cwd;
 pub mod file;
+pub mod fs;
 pub mod poll;
 pub mod process;
 pub mod raw;
