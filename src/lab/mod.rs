@@ -6,6 +6,7 @@ pub mod ping;
 pub mod pipe;
 pub mod privs;
 pub mod repeater;
+pub mod rpc;
 pub mod sniff;
 pub mod tcp;
 pub mod tour;

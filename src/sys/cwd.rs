@@ -14,21 +14,17 @@ use crate::trace::{Call, Recorder, RetFormat, Shown};
 /// # Errors
 /// `ENOENT` (the directory was removed), `ERANGE`.
 pub fn getcwd(rec: &mut Recorder) -> Result<PathBuf, SysError> {
-    rec.call(
-        Call::new("getcwd"),
-        nix::unistd::getcwd,
-        |r| {
-            let (arg, ret) = match r {
-                Ok(p) => (quote_path(p), p.as_os_str().len() as i64 + 1),
-                Err(_) => ("0x…".to_string(), -1),
-            };
-            Shown::new(
-                vec![arg, "4096".into()],
-                ret,
-                "the working directory, where relative paths start",
-            )
-        },
-    )
+    rec.call(Call::new("getcwd"), nix::unistd::getcwd, |r| {
+        let (arg, ret) = match r {
+            Ok(p) => (quote_path(p), p.as_os_str().len() as i64 + 1),
+            Err(_) => ("0x…".to_string(), -1),
+        };
+        Shown::new(
+            vec![arg, "4096".into()],
+            ret,
+            "the working directory, where relative paths start",
+        )
+    })
 }
 
 /// Corresponds to `chdir(2)`. See <https://man7.org/linux/man-pages/man2/chdir.2.html>.
@@ -39,13 +35,7 @@ pub fn chdir(rec: &mut Recorder, path: &Path) -> Result<(), SysError> {
     rec.call(
         Call::new("chdir"),
         || nix::unistd::chdir(path),
-        |_| {
-            Shown::new(
-                vec![quote_path(path)],
-                0,
-                "relative paths now start here",
-            )
-        },
+        |_| Shown::new(vec![quote_path(path)], 0, "relative paths now start here"),
     )
 }
 
@@ -58,7 +48,8 @@ pub fn umask(rec: &mut Recorder, mask: u32, note: &str) -> Result<u32, SysError>
         || Ok(nix::sys::stat::umask(Mode::from_bits_truncate(mask)).bits()),
         |r| {
             let old = *r.as_ref().unwrap_or(&0);
-            Shown::new(vec![format!("{mask:03o}")], i64::from(old), note).ret_format(RetFormat::Octal)
+            Shown::new(vec![format!("{mask:03o}")], i64::from(old), note)
+                .ret_format(RetFormat::Octal)
         },
     )
 }
