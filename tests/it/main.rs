@@ -11,6 +11,8 @@ mod golden;
 mod ping;
 mod pipe;
 mod readme;
+mod rpc;
+mod rpc_interop;
 mod signals;
 mod sniff;
 mod strace;

@@ -69,6 +69,9 @@ struct Life {
 struct Kids {
     matchmaker: Option<Pid>,
     server: Option<Life>,
+    /// The new-state files of servers killed with SIGKILL (a kill during
+    /// a save would leave one behind).
+    killed: Vec<PathBuf>,
 }
 
 impl Kids {
@@ -106,11 +109,16 @@ pub fn run(rec: &mut Recorder, cfg: &DemoConfig) -> Result<()> {
     let mut kids = Kids {
         matchmaker: None,
         server: None,
+        killed: Vec::new(),
     };
     let result = demo(rec, cfg, &dir.path, &mut kids);
     kids.stop_all(rec);
     for s in [Semantics::AtMostOnce, Semantics::ExactlyOnce] {
-        remove_file(rec, &state_path(&dir.path, s));
+        let path = state_path(&dir.path, s);
+        remove_file(rec, &path);
+    }
+    for tmp in std::mem::take(&mut kids.killed) {
+        remove_file(rec, &tmp);
     }
     dir.remove(
         rec,
@@ -259,8 +267,20 @@ fn crash(rec: &mut Recorder, kids: &mut Kids, cfg: &ServerConfig, port: u16) -> 
         "the server crashes: SIGKILL, which cannot be caught — no cleanup, no UNSET; its sockets and everything \
          in its memory (the duplicate-request cache) are gone; what it wrote to its state file stays",
     );
-    process::kill(rec, life.pid, Signal::SIGKILL)?;
-    wait::reap(rec, life.pid)?;
+    if let Some(state) = &cfg.state {
+        let mut tmp = state.clone().into_os_string();
+        tmp.push(format!(".{}.tmp", life.pid));
+        kids.killed.push(PathBuf::from(tmp));
+    }
+    let reaped = process::kill(rec, life.pid, Signal::SIGKILL)
+        .map_err(Error::from)
+        .and_then(|()| wait::reap(rec, life.pid));
+    if let Err(e) = reaped {
+        // Interrupted while waiting: the child must still be reaped.
+        let _ = wait::stop(rec, life.pid);
+        let _ = file::close(rec, life.notify);
+        return Err(e);
+    }
     file::close(rec, life.notify)?;
     let mut again = cfg.clone();
     again.port = port;

@@ -194,7 +194,7 @@ impl Matchmaker {
 
     /// GETADDR (`any_version`) or GETVERSADDR: the universal address of
     /// `want`, with a wildcard host replaced by the address the caller reached.
-    fn lookup(&self, req: &Request<'_>, want: &Rpcb, any_version: bool) -> String {
+    fn lookup(&self, req: &Request<'_>, want: &Rpcb, any_version: bool) -> Option<(String, u32)> {
         let netid = if want.netid.is_empty() {
             netid_of(req)
         } else {
@@ -212,14 +212,14 @@ impl Matchmaker {
                         .find(|e| e.prog == want.prog && e.netid == netid)
                 })
                 .flatten()
-        });
-        let Some(e) = found else { return String::new() };
-        match (parse_uaddr(&e.addr), req.local) {
+        })?;
+        let addr = match (parse_uaddr(&found.addr), req.local) {
             (Ok(a), Some(local)) if a.ip().is_unspecified() && a.is_ipv6() == local.is_ipv6() => {
                 uaddr(SocketAddr::new(local.ip(), a.port()))
             }
-            _ => e.addr.clone(),
-        }
+            _ => found.addr.clone(),
+        };
+        Some((addr, found.vers))
     }
 
     fn pmap(&mut self, rec: &mut Recorder, req: &Request<'_>, c: PmapCall) -> Option<Answer> {
@@ -311,16 +311,22 @@ impl Matchmaker {
             ),
             RpcbCall::GetAddr(e) | RpcbCall::GetVersAddr(e) => {
                 let any = proc == rpcb::RPCBPROC_GETADDR;
-                let a = self.lookup(req, &e, any);
-                rec.message(if a.is_empty() {
-                    format!(
+                let found = self.lookup(req, &e, any);
+                rec.message(match &found {
+                    None => format!(
                         "lookup: prog {} vers {} is not registered: \"\"",
                         e.prog, e.vers
-                    )
-                } else {
-                    format!("lookup: prog {} vers {} is at {a}", e.prog, e.vers)
+                    ),
+                    Some((a, v)) if *v == e.vers => {
+                        format!("lookup: prog {} vers {} is at {a}", e.prog, e.vers)
+                    }
+                    Some((a, v)) => format!(
+                        "lookup: prog {} vers {} is not registered, vers {v} is at {a} — GETADDR answers with \
+                         another version, and the server's PROG_MISMATCH then tells the client which it has",
+                        e.prog, e.vers
+                    ),
                 });
-                RpcbResult::Addr(a)
+                RpcbResult::Addr(found.map(|(a, _)| a).unwrap_or_default())
             }
             RpcbCall::Dump => {
                 rec.message(format!("DUMP: {} entries", self.entries.len()));

@@ -213,24 +213,25 @@ fn register(rec: &mut Recorder, mm_port: u16, ends: &Endpoints) -> Result<Regist
     match reg.set(rec, ends) {
         Ok(()) => Ok(reg),
         Err(e) => {
-            let _ = file::close(rec, reg.sock);
+            // A SET may have gone through before the failure (or the stop
+            // signal): undo it, as on any other exit.
+            reg.unregister(rec);
             Err(e)
         }
     }
 }
 
 impl Registration {
+    /// One call; at start 2 tries of 1 s, at exit 1 try of 0.5 s (the
+    /// whole exit must fit in the 2 s a stopping parent grants).
     fn ask(&self, rec: &mut Recorder, call: PmapCall, lets: Lets) -> Result<Option<bool>> {
+        let (wait, tries) = if lets == Lets::Nothing {
+            (Duration::from_millis(500), 1)
+        } else {
+            (Duration::from_secs(1), 2)
+        };
         Ok(
-            match pmap_call(
-                rec,
-                self.sock.as_fd(),
-                self.mm,
-                &call,
-                Duration::from_secs(1),
-                2,
-                lets,
-            )? {
+            match pmap_call(rec, self.sock.as_fd(), self.mm, &call, wait, tries, lets)? {
                 Some(PmapResult::Bool(b)) => Some(b),
                 _ => None,
             },

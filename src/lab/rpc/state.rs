@@ -93,14 +93,14 @@ impl State {
     /// # Errors
     /// Why the bytes are not a whole, intact state file.
     pub fn decode(bytes: &[u8]) -> std::result::Result<State, String> {
+        if !MAGIC.starts_with(&bytes[..bytes.len().min(MAGIC.len())]) {
+            return Err("does not start with IPCLABST: not an ipclab state file".into());
+        }
         if bytes.len() < HEADER {
             return Err(format!(
                 "{} bytes, shorter than the {HEADER}-byte header (truncated)",
                 bytes.len()
             ));
-        }
-        if &bytes[..8] != MAGIC {
-            return Err("does not start with IPCLABST: not an ipclab state file".into());
         }
         let word =
             |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
