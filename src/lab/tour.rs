@@ -2,7 +2,7 @@
 //! in one command, section by section, then a summary table.
 
 use crate::error::{Error, Result};
-use crate::lab::{fifo, ping, pipe, run_section, sniff, tcp, udp};
+use crate::lab::{fifo, ping, pipe, rpc, run_section, sniff, tcp, udp};
 use crate::trace::{Recorder, SummaryRow};
 
 /// One section of the tour.
@@ -126,6 +126,21 @@ pub fn sections() -> Vec<Section> {
             title: "the notes' UDP repeater: no listen, accept or connect; a lost reply ends in a timeout",
             skip: never,
             run: udp::demo,
+        },
+        Section {
+            name: "rpc demo",
+            title: "the notes' remoteAdd over ONC RPC with a matchmaker; INCR under loss and a crash: at-least-once, at-most-once, exactly-once",
+            skip: never,
+            run: |r| {
+                // Fewer calls than `ipclab rpc demo`; seed 8 still shows
+                // every effect with 4.
+                let cfg = rpc::DemoConfig {
+                    loss: 0.3,
+                    seed: 8,
+                    calls: 4,
+                };
+                rpc::demo::run(r, &cfg)
+            },
         },
         Section {
             name: "ping",

@@ -263,10 +263,14 @@ fn crash(rec: &mut Recorder, kids: &mut Kids, cfg: &ServerConfig, port: u16) -> 
     let Some(life) = kids.server.take() else {
         return Err(Error::protocol("no server to crash"));
     };
-    rec.message(
-        "the server crashes: SIGKILL, which cannot be caught — no cleanup, no UNSET; its sockets and everything \
-         in its memory (the duplicate-request cache) are gone; what it wrote to its state file stays",
-    );
+    let memory = match cfg.semantics {
+        Semantics::AtMostOnce => "the duplicate-request cache",
+        _ => "whatever the server held",
+    };
+    rec.message(format!(
+        "the server crashes: SIGKILL, which cannot be caught — no cleanup, no UNSET; its sockets and its memory \
+         ({memory}) are gone; what it wrote to its state file stays"
+    ));
     if let Some(state) = &cfg.state {
         let mut tmp = state.clone().into_os_string();
         tmp.push(format!(".{}.tmp", life.pid));

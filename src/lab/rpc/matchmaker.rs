@@ -270,7 +270,18 @@ impl Matchmaker {
             }
             PmapCall::Dump => {
                 let list: Vec<Mapping> = self.entries.iter().filter_map(Rpcb::to_mapping).collect();
-                rec.message(format!("DUMP: {} mappings", list.len()));
+                let mut t = format!(
+                    "DUMP: {} mappings, as rpcinfo -p lists them:\n   program vers proto   port",
+                    list.len()
+                );
+                for m in &list {
+                    let proto = crate::packet::portmap::protocol_name(m.prot).unwrap_or("?");
+                    t.push_str(&format!(
+                        "\n{:>10} {:>4} {:>5} {:>6}",
+                        m.prog, m.vers, proto, m.port
+                    ));
+                }
+                rec.message(t);
                 PmapResult::List(list)
             }
             PmapCall::CallIt(_) => {
@@ -329,7 +340,17 @@ impl Matchmaker {
                 RpcbResult::Addr(found.map(|(a, _)| a).unwrap_or_default())
             }
             RpcbCall::Dump => {
-                rec.message(format!("DUMP: {} entries", self.entries.len()));
+                let mut t = format!(
+                    "DUMP: {} entries, as rpcinfo lists them:\n   program version netid     address                owner",
+                    self.entries.len()
+                );
+                for e in &self.entries {
+                    t.push_str(&format!(
+                        "\n{:>10} {:>5}    {:<9} {:<22} {}",
+                        e.prog, e.vers, e.netid, e.addr, e.owner
+                    ));
+                }
+                rec.message(t);
                 RpcbResult::List(self.entries.clone())
             }
             RpcbCall::GetTime => RpcbResult::Time(now_secs()),

@@ -95,7 +95,7 @@ pub fn args_text(call: &CallBody) -> String {
                     m.prog,
                     m.vers,
                     portmap::protocol_name(m.prot)
-                        .map_or_else(|| m.prot.to_string(), str::to_string),
+                        .map_or_else(|| format!("prot {}", m.prot), str::to_string),
                     m.port
                 )
             }
