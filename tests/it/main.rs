@@ -13,6 +13,7 @@ mod pipe;
 mod readme;
 mod rpc;
 mod rpc_interop;
+mod rpc_semantics;
 mod signals;
 mod sniff;
 mod strace;

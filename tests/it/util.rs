@@ -613,6 +613,19 @@ pub fn strace_crosscheck_server(
             );
         }
     };
+    /// SIGKILLs the traced ipclab unless the check got to stop it: killing
+    /// strace alone (as dropping `spawned` does) would leave it running.
+    struct Tracee(i64, bool);
+    impl Drop for Tracee {
+        fn drop(&mut self) {
+            if !self.1 {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &self.0.to_string()])
+                    .status();
+            }
+        }
+    }
+    let mut tracee = Tracee(pid, false);
     while !lines.last().is_some_and(|l| l.contains(ready)) {
         let left = deadline.saturating_duration_since(Instant::now());
         let line = rx
@@ -624,6 +637,7 @@ pub fn strace_crosscheck_server(
     let _ = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status();
+    tracee.1 = true;
     let mut child = spawned.child.take().expect("running");
     let status = wait_exit(&mut child, limit, test);
     let _ = reader.join();

@@ -10,7 +10,7 @@
 //! the second the call was first sent: the notes' timestamp, by which an
 //! at-most-once server tells a retransmission from a new call.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
@@ -21,11 +21,10 @@ use super::{now_secs, CallConfig, Semantics};
 use crate::error::{Error, Result};
 use crate::lab::repeater::family;
 use crate::lab::wait;
+use crate::packet::portmap;
 use crate::packet::portmap::ipclab::{self, IpclabCall};
-use crate::packet::portmap::{self, Mapping, PmapCall, PmapResult};
 use crate::packet::rpc::record::RecordReader;
 use crate::packet::rpc::{AcceptStat, AuthSys, MessageBody, OpaqueAuth, ReplyBody, RpcMessage};
-use crate::sys::poll::Lets;
 use crate::sys::{creds, file, signal, socket};
 use crate::trace::Recorder;
 
@@ -233,7 +232,7 @@ impl Caller {
                     policy.timeout.as_secs_f64()
                 ));
             }
-            let sent = self.send(rec, &bytes, sends == 0)?;
+            let sent = self.send(rec, &bytes, sends == 0, policy.retries.is_none())?;
             sends += 1;
             let reply = if sent {
                 self.await_reply(rec, xid, policy.timeout)?
@@ -278,8 +277,16 @@ impl Caller {
     }
 
     /// Sends the call's bytes; false when they could not leave (no
-    /// connection: the attempt counts, and the wait is a plain sleep).
-    fn send(&mut self, rec: &mut Recorder, bytes: &[u8], first: bool) -> Result<bool> {
+    /// connection: the attempt counts, and the wait is a plain sleep). A
+    /// refused connection ends the call at once unless `persist`
+    /// (exactly-once, which waits for the server to come back).
+    fn send(
+        &mut self,
+        rec: &mut Recorder,
+        bytes: &[u8],
+        first: bool,
+        persist: bool,
+    ) -> Result<bool> {
         let to = self.to;
         match &mut self.link {
             Link::Udp(sock) => {
@@ -314,8 +321,19 @@ impl Caller {
                                     | Errno::ENETUNREACH
                             ) =>
                         {
-                            rec.message(format!("no connection to {to} ({}): the server is down; this attempt is lost", e.errno));
                             file::close(rec, s)?;
+                            if !persist {
+                                return Err(Error::SysHint(
+                                    e,
+                                    format!(
+                                        "nobody serves {to}: nothing was sent — start `ipclab rpc server`, or check --port"
+                                    ),
+                                ));
+                            }
+                            rec.message(format!(
+                                "no connection to {to} ({:?}): the server is down; exactly-once tries again after the timeout",
+                                e.errno
+                            ));
                             return Ok(false);
                         }
                         Err(e) => {
@@ -434,152 +452,6 @@ impl Caller {
     }
 }
 
-/// One portmapper (version 2) call over a UDP socket `sock` to `to`,
-/// sent up to `tries` times with `timeout` each; each wait lets in what
-/// `lets` says. None when no reply came.
-pub fn pmap_call(
-    rec: &mut Recorder,
-    sock: std::os::fd::BorrowedFd<'_>,
-    to: SocketAddr,
-    call: &PmapCall,
-    timeout: Duration,
-    tries: u32,
-    lets: Lets,
-) -> Result<Option<PmapResult>> {
-    let xid = first_xid();
-    let args = call
-        .encode_args()
-        .map_err(|e| Error::protocol(format!("cannot encode the call: {e}")))?;
-    let msg = RpcMessage::call(
-        xid,
-        portmap::PMAP_PROG,
-        portmap::PMAP_VERS,
-        call.proc(),
-        OpaqueAuth::None,
-        args,
-    );
-    let bytes = msg
-        .encode()
-        .map_err(|e| Error::protocol(format!("cannot encode the call: {e}")))?;
-    rec.message(format!(
-        "to the matchmaker at {to}: {}",
-        wire::describe(&msg, None)
-    ));
-    let mut buf = vec![0u8; 65536];
-    for _ in 0..tries.max(1) {
-        wire::send_datagram(rec, sock, &bytes, &to)?;
-        let until = Instant::now() + timeout;
-        let mut left = timeout;
-        loop {
-            if left.is_zero() {
-                break;
-            }
-            rec.waiting(format!(
-                "waiting up to {:.3} s for the matchmaker",
-                left.as_secs_f64()
-            ));
-            if !wire::wait_readable(rec, sock, left, lets)? {
-                break;
-            }
-            left = until.saturating_duration_since(Instant::now());
-            let n = match socket::recvfrom(rec, sock, &mut buf, libc::MSG_DONTWAIT) {
-                Ok((n, _)) => n,
-                Err(e) if matches!(e.errno, Errno::EAGAIN | Errno::ECONNREFUSED) => continue,
-                Err(e) => return Err(e.into()),
-            };
-            let Ok(reply) = RpcMessage::decode(&buf[..n]) else {
-                continue;
-            };
-            if reply.xid != xid {
-                continue;
-            }
-            let Some(body) = reply.as_reply() else {
-                continue;
-            };
-            let result = match body {
-                ReplyBody::Accepted {
-                    stat: AcceptStat::Success(r),
-                    ..
-                } => PmapResult::decode(call.proc(), r).ok(),
-                _ => None,
-            };
-            let text = match body {
-                ReplyBody::Accepted {
-                    stat: AcceptStat::Success(r),
-                    ..
-                } => Some(wire::results_text(
-                    portmap::PMAP_PROG,
-                    portmap::PMAP_VERS,
-                    call.proc(),
-                    r,
-                )),
-                _ => None,
-            };
-            rec.message(format!(
-                "the matchmaker answers: {}",
-                wire::reply_line(xid, body, text.as_deref())
-            ));
-            return Ok(result);
-        }
-    }
-    Ok(None)
-}
-
-/// Asks the matchmaker on `server`:`mm_port` where version 1 of the
-/// ipclab program listens over `prot` (GETPORT over UDP).
-pub fn getport(
-    rec: &mut Recorder,
-    server: IpAddr,
-    mm_port: u16,
-    prot: u32,
-    timeout: Duration,
-) -> Result<u16> {
-    let mm = SocketAddr::new(server, mm_port);
-    let name = if prot == portmap::IPPROTO_TCP {
-        "tcp"
-    } else {
-        "udp"
-    };
-    rec.note("a socket to ask the matchmaker with (UDP, as libtirpc's pmap_getport does)");
-    let sock = socket::socket(
-        rec,
-        family(&mm),
-        libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
-        libc::IPPROTO_UDP,
-    )?;
-    let m = Mapping {
-        prog: ipclab::IPCLAB_PROG,
-        vers: ipclab::IPCLAB_VERS,
-        prot,
-        port: 0,
-    };
-    let r = pmap_call(
-        rec,
-        sock.as_fd(),
-        mm,
-        &PmapCall::GetPort(m),
-        timeout,
-        3,
-        Lets::Stops,
-    );
-    file::close(rec, sock)?;
-    match r? {
-        Some(PmapResult::Port(p)) if p > 0 && p <= 65535 => {
-            rec.message(format!("the matchmaker says: program {} version 1 listens on port {p} ({name})", ipclab::IPCLAB_PROG));
-            Ok(p as u16)
-        }
-        Some(_) => Err(Error::protocol(format!(
-            "program {:#x} version 1 over {name} is not registered at the matchmaker on {mm}: start \
-             `ipclab rpc server --register`, or give the server's --port",
-            ipclab::IPCLAB_PROG
-        ))),
-        None => Err(Error::protocol(format!(
-            "no matchmaker answered on {mm} (UDP): start `ipclab rpc matchmaker` (or rpcbind), give \
-             --matchmaker-port, or give the server's --port"
-        ))),
-    }
-}
-
 /// `ipclab rpc call`.
 pub fn run(rec: &mut Recorder, cfg: &CallConfig) -> Result<()> {
     let identity = Identity::ask(rec)?;
@@ -590,7 +462,9 @@ pub fn run(rec: &mut Recorder, cfg: &CallConfig) -> Result<()> {
     };
     let port = match cfg.port {
         Some(p) => p,
-        None => getport(rec, cfg.server, cfg.matchmaker_port, prot, cfg.timeout)?,
+        None => {
+            super::matchmaker::getport(rec, cfg.server, cfg.matchmaker_port, prot, cfg.timeout)?
+        }
     };
     let to = SocketAddr::new(cfg.server, port);
     let mut caller = if cfg.tcp {

@@ -25,7 +25,7 @@ use nix::fcntl::OFlag;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
-use super::client::{self, Caller, Identity, Policy};
+use super::client::{Caller, Identity, Policy};
 use super::{matchmaker, now_secs, server, service, utc, DemoConfig, Semantics, ServerConfig};
 use crate::error::{Error, Result};
 use crate::lab::{child_exit, wait, Made};
@@ -183,7 +183,7 @@ fn demo(rec: &mut Recorder, cfg: &DemoConfig, dir: &Path, kids: &mut Kids) -> Re
         cfg.loss
     ));
     kids.server = Some(start(rec, &base)?);
-    let port = client::getport(rec, lo, mm_port, IPPROTO_TCP, Duration::from_secs(1))?;
+    let port = matchmaker::getport(rec, lo, mm_port, IPPROTO_TCP, Duration::from_secs(1))?;
     let mut add = Caller::tcp(SocketAddr::new(lo, port), identity.clone());
     let policy = Policy::for_semantics(Semantics::AtLeastOnce, Duration::from_secs(2), 2, DEADLINE);
     let called = add.call(
@@ -324,7 +324,7 @@ fn incr_run(
         kids.server = Some(start(rec, scfg)?);
     }
     let mm = scfg.register.unwrap_or(111);
-    let port = client::getport(rec, lo, mm, IPPROTO_UDP, Duration::from_secs(1))?;
+    let port = matchmaker::getport(rec, lo, mm, IPPROTO_UDP, Duration::from_secs(1))?;
     let mut caller = Caller::udp(rec, SocketAddr::new(lo, port), identity.clone())?;
     let policy = Policy::for_semantics(s, TIMEOUT, RETRIES, DEADLINE);
     let mut row = Row {

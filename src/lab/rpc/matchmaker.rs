@@ -13,20 +13,30 @@
 //! of the program (so the client learns the versions from PROG_MISMATCH),
 //! GETVERSADDR does not. CALLIT (forwarding a call) is not served:
 //! PROC_UNAVAIL. At most [`MAX_ENTRIES`] registrations are kept.
+//!
+//! The callers' side is here too: [`pmap_call`] (a portmapper v2 call over
+//! UDP, as libtirpc's `pmap_set`/`pmap_getport` make it), which servers
+//! use to SET and UNSET, and [`getport`], which clients use to find a port.
 
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 
 use super::service::{self, Answer, Endpoints, Limits, Program, Request};
 use super::{now_secs, MatchmakerConfig};
 use crate::error::{Error, Result};
+use crate::lab::repeater::family;
+use crate::packet::portmap::{self, ipclab};
 use crate::packet::portmap::{
     parse_uaddr, rpcb, uaddr, Call, Mapping, Netid, PmapCall, PmapResult, Rpcb, RpcbCall,
     RpcbResult, IPPROTO_TCP, IPPROTO_UDP, PMAP_PROG, PMAP_VERS, RPCBVERS_3, RPCBVERS_4,
 };
-use crate::packet::rpc::{AcceptStat, RpcMessage};
+use crate::packet::rpc::{AcceptStat, OpaqueAuth, ReplyBody, RpcMessage};
 use crate::packet::xdr::XdrError;
+use crate::sys::poll::Lets;
+use crate::sys::{file, socket};
 use crate::trace::Recorder;
 
 /// Registrations kept at most; a SET beyond is FALSE.
@@ -389,5 +399,153 @@ impl Program for Matchmaker {
                 )))
             }
         }
+    }
+}
+
+// ------------------------------------------------ the callers' side
+
+/// One portmapper (version 2) call over a UDP socket `sock` to `to`,
+/// sent up to `tries` times with `timeout` each; each wait lets in what
+/// `lets` says. None when no reply came.
+pub fn pmap_call(
+    rec: &mut Recorder,
+    sock: std::os::fd::BorrowedFd<'_>,
+    to: SocketAddr,
+    call: &PmapCall,
+    timeout: Duration,
+    tries: u32,
+    lets: Lets,
+) -> Result<Option<PmapResult>> {
+    let xid = super::client::first_xid();
+    let args = call
+        .encode_args()
+        .map_err(|e| Error::protocol(format!("cannot encode the call: {e}")))?;
+    let msg = RpcMessage::call(
+        xid,
+        portmap::PMAP_PROG,
+        portmap::PMAP_VERS,
+        call.proc(),
+        OpaqueAuth::None,
+        args,
+    );
+    let bytes = msg
+        .encode()
+        .map_err(|e| Error::protocol(format!("cannot encode the call: {e}")))?;
+    rec.message(format!(
+        "to the matchmaker at {to}: {}",
+        super::wire::describe(&msg, None)
+    ));
+    let mut buf = vec![0u8; 65536];
+    for _ in 0..tries.max(1) {
+        super::wire::send_datagram(rec, sock, &bytes, &to)?;
+        let until = Instant::now() + timeout;
+        let mut left = timeout;
+        loop {
+            if left.is_zero() {
+                break;
+            }
+            rec.waiting(format!(
+                "waiting up to {:.3} s for the matchmaker",
+                left.as_secs_f64()
+            ));
+            if !super::wire::wait_readable(rec, sock, left, lets)? {
+                break;
+            }
+            left = until.saturating_duration_since(Instant::now());
+            let n = match socket::recvfrom(rec, sock, &mut buf, libc::MSG_DONTWAIT) {
+                Ok((n, _)) => n,
+                Err(e) if matches!(e.errno, Errno::EAGAIN | Errno::ECONNREFUSED) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let Ok(reply) = RpcMessage::decode(&buf[..n]) else {
+                continue;
+            };
+            if reply.xid != xid {
+                continue;
+            }
+            let Some(body) = reply.as_reply() else {
+                continue;
+            };
+            let result = match body {
+                ReplyBody::Accepted {
+                    stat: AcceptStat::Success(r),
+                    ..
+                } => PmapResult::decode(call.proc(), r).ok(),
+                _ => None,
+            };
+            let text = match body {
+                ReplyBody::Accepted {
+                    stat: AcceptStat::Success(r),
+                    ..
+                } => Some(super::wire::results_text(
+                    portmap::PMAP_PROG,
+                    portmap::PMAP_VERS,
+                    call.proc(),
+                    r,
+                )),
+                _ => None,
+            };
+            rec.message(format!(
+                "the matchmaker answers: {}",
+                super::wire::reply_line(xid, body, text.as_deref())
+            ));
+            return Ok(result);
+        }
+    }
+    Ok(None)
+}
+
+/// Asks the matchmaker on `server`:`mm_port` where version 1 of the
+/// ipclab program listens over `prot` (GETPORT over UDP).
+pub fn getport(
+    rec: &mut Recorder,
+    server: IpAddr,
+    mm_port: u16,
+    prot: u32,
+    timeout: Duration,
+) -> Result<u16> {
+    let mm = SocketAddr::new(server, mm_port);
+    let name = if prot == portmap::IPPROTO_TCP {
+        "tcp"
+    } else {
+        "udp"
+    };
+    rec.note("a socket to ask the matchmaker with (UDP, as libtirpc's pmap_getport does)");
+    let sock = socket::socket(
+        rec,
+        family(&mm),
+        libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+        libc::IPPROTO_UDP,
+    )?;
+    let m = Mapping {
+        prog: ipclab::IPCLAB_PROG,
+        vers: ipclab::IPCLAB_VERS,
+        prot,
+        port: 0,
+    };
+    let r = pmap_call(
+        rec,
+        sock.as_fd(),
+        mm,
+        &PmapCall::GetPort(m),
+        timeout,
+        3,
+        Lets::Stops,
+    );
+    file::close(rec, sock)?;
+    match r? {
+        Some(PmapResult::Port(p)) if p > 0 && p <= 65535 => {
+            rec.message(format!("the matchmaker says: program {} version 1 listens on port {p} ({name})", ipclab::IPCLAB_PROG));
+            Ok(p as u16)
+        }
+        Some(_) => Err(Error::protocol(format!(
+            "program {:#x} version 1 over {name} is not registered at the matchmaker on {mm}: start \
+             `ipclab rpc server --register`, or give the server's --port",
+            ipclab::IPCLAB_PROG
+        ))),
+        None => Err(Error::protocol(format!(
+            "no matchmaker answered on {mm} (UDP): start `ipclab rpc matchmaker` (or rpcbind), give \
+             --matchmaker-port, or give the server's --port"
+        ))),
     }
 }

@@ -20,7 +20,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
-use super::client::pmap_call;
+use super::matchmaker::pmap_call;
 use super::semantics::{Caller, Decision, Drc, Records};
 use super::service::{self, Answer, Endpoints, Limits, Program, Request};
 use super::state::{State, StateFile};
