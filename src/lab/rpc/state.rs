@@ -1,8 +1,9 @@
 //! The server's durable state (`--state FILE`): INCR's counter and, for
 //! exactly-once, the completion records. Saved before a reply leaves —
-//! a new file (`FILE.PID.tmp`, O_EXCL), write, fsync, close, rename over
-//! FILE, fsync of the directory — so a crash at any moment leaves either
-//! the old state or the new one, never half of one; loaded at start.
+//! a new file (`FILE.PID.tmp`, O_EXCL), write, fsync, rename over FILE,
+//! close, fsync of the directory — so a crash at any moment leaves either
+//! the old state or the new one, never half of one; loaded at start. A
+//! failed save removes the new file (only if it is still the one made).
 //!
 //! The file says how long it is and carries a CRC-32 of its body: a
 //! truncated or corrupted file is refused at start with one line (exit 1),
@@ -17,6 +18,7 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 
 use crate::error::{Error, Result};
+use crate::lab::Made;
 use crate::packet::xdr::{decode_with, Reader, Writer, XdrError};
 use crate::sys::{file, fs};
 use crate::trace::Recorder;
@@ -212,25 +214,38 @@ impl StateFile {
             OFlag::O_WRONLY | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
             0o600,
         )?;
-        let written = (|| -> Result<()> {
+        // The descriptor stays open until the new file has its final name:
+        // should a step fail, it says which file this run made (fstat), and
+        // only that file is removed (see `Made`).
+        let done = (|| -> Result<()> {
             let mut off = 0;
             while off < bytes.len() {
                 rec.note("the new state is in the page cache: a power cut would still lose it");
                 off += file::write(rec, fd.as_fd(), &bytes[off..])?;
             }
             fs::fsync(rec, fd.as_fd())?;
-            Ok(())
-        })();
-        let closed = file::close(rec, fd);
-        let done = written.and_then(|()| closed.map_err(Error::from)).and_then(|()| {
             rec.note("the new state replaces the old in one step: a crash leaves one or the other, never half");
             fs::rename(rec, &self.tmp, &self.path)?;
             Ok(())
-        });
+        })();
         if let Err(e) = done {
-            let _ = file::unlink(rec, &self.tmp);
+            rec.note("which file this run made, from its descriptor: only that one is removed");
+            if let Ok(st) = file::fstat(rec, fd.as_fd()) {
+                let made = Made {
+                    path: self.tmp.clone(),
+                    dev: st.st_dev,
+                    ino: st.st_ino,
+                };
+                made.remove(
+                    rec,
+                    false,
+                    "the unfinished new state file is removed; the old state stays",
+                );
+            }
+            let _ = file::close(rec, fd);
             return Err(e);
         }
+        file::close(rec, fd)?;
         rec.note(
             "the directory entry is on the device too: the state survives a crash from here on",
         );
@@ -322,6 +337,44 @@ mod tests {
                 result: 7,
             }],
         }
+    }
+
+    #[test]
+    fn a_failed_save_removes_its_new_file_and_keeps_the_old_state() {
+        let mut rec = Recorder::new(crate::trace::TraceOptions {
+            json: true,
+            quiet: true,
+            fds: false,
+            step: false,
+            color: false,
+        });
+        let dir = std::env::temp_dir().join(format!("ipclab-state-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("s.state");
+        // (An absent file would be reported with a message, which a unit
+        // test's recorder would print.)
+        std::fs::write(&path, State::default().encode().expect("fits")).expect("write");
+        let (mut f, loaded) = StateFile::open(&mut rec, &path).expect("opens");
+        assert_eq!(loaded, Some(State::default()));
+        f.save(&mut rec, &sample()).expect("saved");
+        let (_, back) = StateFile::open(&mut rec, &path).expect("loads");
+        assert_eq!(back, Some(sample()));
+        // A directory where the file should go: rename fails (EISDIR).
+        std::fs::remove_file(&path).expect("rm");
+        std::fs::create_dir(&path).expect("mkdir");
+        assert!(f.save(&mut rec, &State::default()).is_err());
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .expect("dir")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(
+            left,
+            [std::ffi::OsString::from("s.state")],
+            "no temp file left"
+        );
+        f.close(&mut rec).expect("close");
+        std::fs::remove_dir_all(&dir).expect("clean");
     }
 
     #[test]
