@@ -324,16 +324,22 @@ fn sniff_stops_on_sigint_and_says_what_it_captured() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
+    // Read what it prints as it prints it: with other tests busy on lo, a
+    // thousand frames are more than a pipe holds, and a sniffer blocked
+    // writing its output would never reach the wait SIGINT ends.
+    let stdout = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        let mut out = String::new();
+        let mut stdout = stdout;
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut out);
+        out
+    });
     std::thread::sleep(Duration::from_millis(400));
     let _ = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status();
     let status = crate::util::wait_exit(&mut child, Duration::from_secs(10), "sniff after SIGINT");
-    let mut out = String::new();
-    let _ = child
-        .stdout
-        .take()
-        .map(|mut o| std::io::Read::read_to_string(&mut o, &mut out));
+    let out = reader.join().unwrap_or_default();
     assert_eq!(status.code(), Some(130));
     assert!(out.contains("captured before SIGINT"), "{out}");
     assert!(out.contains("stopped by SIGINT"), "{out}");

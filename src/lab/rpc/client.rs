@@ -31,6 +31,8 @@ use crate::trace::Recorder;
 /// Who the caller says it is.
 #[derive(Debug, Clone)]
 pub struct Identity {
+    /// The caller's pid (as the recorder knows it).
+    pub pid: i32,
     pub machinename: String,
     pub uid: u32,
     pub gid: u32,
@@ -44,7 +46,8 @@ impl Identity {
         })?;
         let gid = creds::getegid(rec, |g| format!("gid {g} too"))?;
         Ok(Identity {
-            machinename: format!("ipclab-{}", std::process::id()),
+            pid: rec.pid(),
+            machinename: format!("ipclab-{}", rec.pid()),
             uid: uid.as_raw(),
             gid: gid.as_raw(),
         })
@@ -63,11 +66,13 @@ impl Identity {
 }
 
 /// A first xid that differs between runs, as libtirpc's (pid ^ time).
-pub fn first_xid() -> u32 {
+/// The pid is the recorder's: asking the kernel would be a getpid call
+/// that no step shows.
+pub fn first_xid(pid: i32) -> u32 {
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
-    (std::process::id() << 16) ^ (t.as_secs() as u32) ^ t.subsec_micros()
+    ((pid as u32) << 16) ^ (t.as_secs() as u32) ^ t.subsec_micros()
 }
 
 /// When to give up on a call.
@@ -149,8 +154,8 @@ impl Caller {
         Ok(Caller {
             link: Link::Udp(sock),
             to,
+            next_xid: first_xid(identity.pid),
             identity,
-            next_xid: first_xid(),
             buf: vec![0u8; 65536],
         })
     }
@@ -163,8 +168,8 @@ impl Caller {
                 reader: RecordReader::new(),
             },
             to,
+            next_xid: first_xid(identity.pid),
             identity,
-            next_xid: first_xid(),
             buf: vec![0u8; 65536],
         }
     }

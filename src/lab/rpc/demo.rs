@@ -147,6 +147,14 @@ fn remove_file(rec: &mut Recorder, path: &Path) {
 
 fn demo(rec: &mut Recorder, cfg: &DemoConfig, dir: &Path, kids: &mut Kids) -> Result<()> {
     let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    rec.message(format!(
+        "the notes' remote procedure call (§3.6.2) on ONC RPC, in one command: a matchmaker and the servers run \
+         as children, this process is the client. 1. remoteAdd(10, 20) over TCP, its bytes labelled; 2. {} INCR \
+         calls over UDP under {}% loss each way, under at-least-once, at-most-once and exactly-once, the last two \
+         servers killed half-way; 3. a table of what ran",
+        cfg.calls,
+        cfg.loss * 100.0
+    ));
     rec.message(
         "the matchmaker: a portmapper on a port the kernel picks (never the system's port 111)",
     );

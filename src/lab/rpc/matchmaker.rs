@@ -416,7 +416,7 @@ pub fn pmap_call(
     tries: u32,
     lets: Lets,
 ) -> Result<Option<PmapResult>> {
-    let xid = super::client::first_xid();
+    let xid = super::client::first_xid(rec.pid());
     let args = call
         .encode_args()
         .map_err(|e| Error::protocol(format!("cannot encode the call: {e}")))?;

@@ -187,7 +187,7 @@ impl StateFile {
         let name = path
             .file_name()
             .map_or_else(|| "state".into(), |n| n.to_string_lossy().into_owned());
-        let tmp = parent.join(format!("{name}.{}.tmp", std::process::id()));
+        let tmp = parent.join(format!("{name}.{}.tmp", rec.pid()));
         Ok((
             StateFile {
                 path: path.to_path_buf(),
