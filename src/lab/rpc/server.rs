@@ -172,11 +172,21 @@ fn bind_register_serve(
         _ => "TCP",
     };
     let flag = if cfg.tcp { "--tcp" } else { "--udp" };
-    let port_hint = if reg.is_some() {
+    let mut port_hint = if reg.is_some() {
         String::new()
     } else {
         format!(" --port {}", ends.addr.port())
     };
+    let ip = ends.addr.ip();
+    if !ip.is_unspecified() && ip != std::net::IpAddr::V4(Ipv4Addr::LOCALHOST) {
+        port_hint.push_str(&format!(" --server {ip}"));
+    }
+    if let Some(mm) = cfg
+        .register
+        .filter(|&p| p != crate::packet::portmap::PMAP_PORT)
+    {
+        port_hint.push_str(&format!(" --matchmaker-port {mm}"));
+    }
     rec.message(format!(
         "ipclab program {:#x} version 1 (NULL, ADD, INCR) on {} over {transports}, {}; try: ipclab rpc call remoteAdd 10 20 {flag}{port_hint}",
         ipclab::IPCLAB_PROG,
