@@ -125,14 +125,17 @@ fn build_c(test: &str, dir: &Path, which: &str) -> Option<PathBuf> {
 
 /// Runs `script` with sh in new mount and network namespaces, with a
 /// private /run and loopback up. `$B` is ipclab, `$D` the test's
-/// directory. Background jobs are killed when the script ends; each
-/// foreground command has its own `timeout`.
+/// directory. Background jobs started with `… & track $!` are killed when
+/// the script ends; each command has its own `timeout`.
 fn in_namespaces(dir: &Path, script: &str) -> Run {
     let full = format!(
         "set -u\n\
          mount -t tmpfs tmpfs /run\n\
          ip link set lo up\n\
-         trap 'kill $(jobs -p) 2>/dev/null; wait' EXIT\n\
+         # background jobs, killed when the script ends (dash's `jobs` is empty in a trap)\n\
+         PIDS=''\n\
+         track() {{ PIDS=\"$PIDS $1\"; }}\n\
+         trap 'kill $PIDS 2>/dev/null; wait' EXIT\n\
          # waits (at most 10 s) until FILE contains TEXT\n\
          until_in() {{ i=0; while ! grep -q \"$2\" \"$1\" 2>/dev/null; do i=$((i+1)); [ $i -gt 100 ] && return 1; sleep 0.1; done; }}\n\
          {script}\n\
@@ -174,10 +177,10 @@ fn rpcinfo_lists_and_pings_ipclabs_matchmaker_and_server() {
     let r = in_namespaces(
         dir.path(),
         &format!(
-            r#"timeout 40 "$B" --format json rpc matchmaker > "$D/mm.json" 2> "$D/mm.err" &
+            r#"timeout 40 "$B" --format json rpc matchmaker > "$D/mm.json" 2> "$D/mm.err" & track $!
 MM=$!
 until_in "$D/mm.json" 'matchmaker (portmapper'
-timeout 40 "$B" --format json rpc server --register > "$D/srv.json" 2> "$D/srv.err" &
+timeout 40 "$B" --format json rpc server --register > "$D/srv.json" 2> "$D/srv.err" & track $!
 SRV=$!
 until_in "$D/srv.json" 'registered at the matchmaker'
 timeout 10 rpcinfo -p 127.0.0.1 > "$D/p.txt" 2>&1; echo $? > "$D/p.rc"
@@ -273,9 +276,9 @@ fn an_rpcgen_c_client_calls_ipclab_through_clnt_create() {
     };
     let r = in_namespaces(
         dir.path(),
-        r#"timeout 40 "$B" --format json rpc matchmaker > "$D/mm.json" 2>&1 &
+        r#"timeout 40 "$B" --format json rpc matchmaker > "$D/mm.json" 2>&1 & track $!
 until_in "$D/mm.json" 'matchmaker (portmapper'
-timeout 40 "$B" --format json rpc server --register > "$D/srv.json" 2>&1 &
+timeout 40 "$B" --format json rpc server --register > "$D/srv.json" 2>&1 & track $!
 SRV=$!
 until_in "$D/srv.json" 'registered at the matchmaker'
 timeout 10 "$D/client" 127.0.0.1 tcp 10 20 > "$D/tcp.txt" 2>&1
@@ -309,10 +312,10 @@ fn ipclab_calls_an_rpcgen_c_server_registered_with_rpcbind() {
     };
     let r = in_namespaces(
         dir.path(),
-        r#"timeout 40 rpcbind -f -w &
+        r#"timeout 40 rpcbind -f -w & track $!
 RB=$!
 i=0; while [ ! -S /run/rpcbind.sock ] && [ $i -lt 100 ]; do i=$((i+1)); sleep 0.1; done
-timeout 40 "$D/server" &
+timeout 40 "$D/server" & track $!
 CS=$!
 i=0; while ! timeout 5 rpcinfo -p 127.0.0.1 2>/dev/null | grep -q 536870913 && [ $i -lt 100 ]; do i=$((i+1)); sleep 0.1; done
 timeout 10 "$B" --format json rpc call remoteAdd 10 20 > "$D/add_tcp.json" 2>&1; echo $? > "$D/add_tcp.rc"
@@ -322,7 +325,7 @@ timeout 10 "$B" --format json rpc call INCR > "$D/incr2.json" 2>&1
 kill $CS; wait $CS
 # rpcgen's server does not unregister when killed: rpcinfo -d does it.
 timeout 10 rpcinfo -d 536870913 1
-timeout 40 "$B" --format json rpc server --register --udp > "$D/srv.json" 2>&1 &
+timeout 40 "$B" --format json rpc server --register --udp > "$D/srv.json" 2>&1 & track $!
 SRV=$!
 until_in "$D/srv.json" 'registered at the matchmaker'
 timeout 10 rpcinfo -u 127.0.0.1 536870913 1 > "$D/u.txt" 2>&1
