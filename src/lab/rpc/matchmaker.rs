@@ -139,10 +139,6 @@ impl Matchmaker {
         Matchmaker { entries }
     }
 
-    pub fn entries(&self) -> &[Rpcb] {
-        &self.entries
-    }
-
     /// Whether the caller may change the table: only from loopback.
     fn may_change(&self, rec: &mut Recorder, req: &Request<'_>, what: &str) -> bool {
         if req.peer.ip().is_loopback() {

@@ -5,7 +5,7 @@
 //! [`RecordReader`] that refuses a mark over 1 MiB from its 4 bytes.
 
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -395,11 +395,6 @@ pub fn send_datagram(
         }
         Err(e) => Err(e.into()),
     }
-}
-
-/// Convenience for borrowing an `OwnedFd` field.
-pub fn fd_of(fd: &std::os::fd::OwnedFd) -> BorrowedFd<'_> {
-    fd.as_fd()
 }
 
 #[cfg(test)]
