@@ -95,6 +95,8 @@ pub enum Command {
     Ping(PingArgs),
     /// Capture frames like tcpdump: AF_PACKET, BPF filters, pcap in and out [root or CAP_NET_RAW; -r, -d need neither]
     Sniff(SniffArgs),
+    /// ONC RPC: the notes' remoteAdd, a portmapper as the matchmaker, call semantics
+    Rpc(RpcArgs),
     /// What each mechanism costs: round trips and streams, load on echo servers, the price of tracing
     Bench(BenchArgs),
     /// The mistakes in the notes' programs, each shown by a real run (all, or NAME)
@@ -441,6 +443,128 @@ pub enum UdpAction {
     },
     /// Server (child, dropping every 3rd reply) and client in one command
     Demo,
+}
+
+#[derive(Debug, Args)]
+pub struct RpcArgs {
+    #[command(subcommand)]
+    pub action: RpcAction,
+}
+
+/// How a server treats a retransmitted INCR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SemanticsArg {
+    /// No memory: a retransmission runs the procedure again
+    AtLeastOnce,
+    /// A duplicate-request cache keyed by client, xid and timestamp
+    AtMostOnce,
+    /// At-most-once whose completion records are durable (needs --state)
+    ExactlyOnce,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RpcAction {
+    /// Portmapper v2 and rpcbind v3/v4 over UDP and TCP, as rpcinfo and clnt_create expect
+    /// [port 111 needs root or CAP_NET_BIND_SERVICE]
+    Matchmaker {
+        /// Address to listen on
+        #[arg(long, default_value = "0.0.0.0", value_name = "ADDR")]
+        listen: String,
+        /// Port for both UDP and TCP (0: the kernel picks one)
+        #[arg(long, default_value_t = 111, value_name = "P")]
+        port: u16,
+    },
+    /// Serve program 0x20000001 of ipclab.x (NULL, ADD, INCR) over UDP and TCP
+    #[command(group = clap::ArgGroup::new("transport").args(["udp", "tcp", "both"]))]
+    Server {
+        /// Address to listen on
+        #[arg(long, default_value = "0.0.0.0", value_name = "ADDR")]
+        listen: String,
+        /// Port for UDP and TCP (0: the kernel picks one; --register tells the matchmaker)
+        #[arg(long, default_value_t = 0, value_name = "P")]
+        port: u16,
+        /// UDP only
+        #[arg(long)]
+        udp: bool,
+        /// TCP only
+        #[arg(long)]
+        tcp: bool,
+        /// UDP and TCP (the default)
+        #[arg(long)]
+        both: bool,
+        /// Register with the matchmaker on 127.0.0.1 (ipclab's or rpcbind); unregister on exit
+        #[arg(long)]
+        register: bool,
+        /// The matchmaker's port for --register
+        #[arg(long, default_value_t = 111, value_name = "P")]
+        matchmaker_port: u16,
+        /// How a retransmitted INCR is treated
+        #[arg(long, value_enum, default_value_t = SemanticsArg::AtLeastOnce)]
+        semantics: SemanticsArg,
+        /// File for the counter (and exactly-once's completion records), saved before each reply
+        #[arg(long, value_name = "FILE")]
+        state: Option<PathBuf>,
+        /// Drop this share of UDP requests on purpose (0 to 0.9)
+        #[arg(long, default_value_t = 0.0, value_name = "P")]
+        drop_requests: f64,
+        /// Drop this share of UDP replies on purpose (0 to 0.9)
+        #[arg(long, default_value_t = 0.0, value_name = "P")]
+        drop_replies: f64,
+        /// Seed of the drops' random numbers (the same seed drops the same datagrams)
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        seed: u64,
+    },
+    /// Call NULL, ADD A B (or remoteAdd A B) or INCR; the matchmaker tells the port
+    #[command(group = clap::ArgGroup::new("transport").args(["udp", "tcp"]))]
+    Call {
+        /// NULL, ADD (alias remoteAdd) or INCR, any case
+        #[arg(value_name = "PROC")]
+        proc: String,
+        /// The procedure's arguments (ADD: two integers)
+        #[arg(value_name = "ARGS", allow_negative_numbers = true)]
+        args: Vec<String>,
+        /// The server's address
+        #[arg(long, default_value = "127.0.0.1", value_name = "HOST")]
+        server: String,
+        /// The server's port (without it: GETPORT at the matchmaker)
+        #[arg(long, value_name = "P")]
+        port: Option<u16>,
+        /// Call over TCP (the default, as in the notes)
+        #[arg(long)]
+        tcp: bool,
+        /// Call over UDP
+        #[arg(long)]
+        udp: bool,
+        /// Seconds to wait for a reply before sending again
+        #[arg(long, default_value_t = 1.0, value_name = "S")]
+        timeout: f64,
+        /// Retransmissions at most (at-least-once and at-most-once)
+        #[arg(long, default_value_t = 3, value_name = "N",
+              value_parser = clap::value_parser!(u32).range(0..=100))]
+        retries: u32,
+        /// exactly-once keeps resending until a reply or --deadline
+        #[arg(long, value_enum, default_value_t = SemanticsArg::AtLeastOnce)]
+        semantics: SemanticsArg,
+        /// Seconds exactly-once keeps resending at most
+        #[arg(long, default_value_t = 10.0, value_name = "S")]
+        deadline: f64,
+        /// The matchmaker's port
+        #[arg(long, default_value_t = 111, value_name = "P")]
+        matchmaker_port: u16,
+    },
+    /// Matchmaker, server and client in one command: remoteAdd, then INCR under loss and a crash, per semantics
+    Demo {
+        /// Share of UDP requests and of replies the server drops (0 to 0.9)
+        #[arg(long, default_value_t = 0.3, value_name = "P")]
+        loss: f64,
+        /// Seed of the drops' random numbers (the default, 8, shows every effect with 10 calls)
+        #[arg(long, default_value_t = 8, value_name = "N")]
+        seed: u64,
+        /// INCR calls per semantics
+        #[arg(long, default_value_t = 10, value_name = "N",
+              value_parser = clap::value_parser!(u32).range(2..=200))]
+        calls: u32,
+    },
 }
 
 #[derive(Debug, Args)]

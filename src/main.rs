@@ -6,11 +6,11 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser};
 
 use ipclab::cli::{
-    BenchAction, Cli, Command, FifoAction, Format, ServerModel, SniffProto, TcpAction, UdpAction,
-    UnixAction,
+    BenchAction, Cli, Command, FifoAction, Format, RpcAction, SemanticsArg, ServerModel,
+    SniffProto, TcpAction, UdpAction, UnixAction,
 };
 use ipclab::error::{Error, Result};
-use ipclab::lab::{self, fifo, ping, pipe, repeater, shm, sniff, tcp, udp, unix};
+use ipclab::lab::{self, fifo, ping, pipe, repeater, rpc, shm, sniff, tcp, udp, unix};
 use ipclab::packet::frame::dump::Payload;
 use ipclab::sys::signal;
 use ipclab::trace::{Recorder, TraceOptions};
@@ -287,6 +287,7 @@ fn plan(command: Command) -> Result<Job> {
             let cfg = sniff::SniffConfig::new(source, a.count, filter, a.timeout, a.write, show)?;
             single("sniff", move |r| sniff::run(r, &cfg))
         }
+        Command::Rpc(a) => plan_rpc(a.action),
         Command::Bench(a) => plan_bench(a.action),
         Command::Errata { name } => {
             if let Some(n) = &name {
@@ -521,6 +522,114 @@ fn plan_bench(action: BenchAction) -> Result<Job> {
             Ok(Box::new(move |r| {
                 bench::inner_loop(r, iterations, seconds, traced, out)
             }))
+        }
+    }
+}
+
+fn semantics(s: SemanticsArg) -> rpc::Semantics {
+    match s {
+        SemanticsArg::AtLeastOnce => rpc::Semantics::AtLeastOnce,
+        SemanticsArg::AtMostOnce => rpc::Semantics::AtMostOnce,
+        SemanticsArg::ExactlyOnce => rpc::Semantics::ExactlyOnce,
+    }
+}
+
+fn plan_rpc(action: RpcAction) -> Result<Job> {
+    match action {
+        RpcAction::Matchmaker { listen, port } => {
+            let cfg = rpc::MatchmakerConfig {
+                listen: rpc::parse_host(&listen, "--listen")?,
+                port,
+            };
+            single("rpc matchmaker", move |r| rpc::matchmaker::run(r, &cfg))
+        }
+        RpcAction::Server {
+            listen,
+            port,
+            udp,
+            tcp,
+            both: _,
+            register,
+            matchmaker_port,
+            semantics: sem,
+            state,
+            drop_requests,
+            drop_replies,
+            seed,
+        } => {
+            let sem = semantics(sem);
+            if sem == rpc::Semantics::ExactlyOnce && state.is_none() {
+                return Err(Error::usage(
+                    "--semantics exactly-once needs --state FILE: its completion records must survive a crash",
+                ));
+            }
+            if let Some(p) = &state {
+                if p.as_os_str().is_empty() || p.file_name().is_none() {
+                    return Err(Error::usage(format!(
+                        "--state {:?} names no file; give a path such as /tmp/ipclab.state",
+                        p
+                    )));
+                }
+            }
+            let (udp, tcp) = match (udp, tcp) {
+                (true, _) => (true, false),
+                (_, true) => (false, true),
+                _ => (true, true),
+            };
+            let drop_requests = rpc::check_probability(drop_requests, "--drop-requests")?;
+            let drop_replies = rpc::check_probability(drop_replies, "--drop-replies")?;
+            if !udp && (drop_requests > 0.0 || drop_replies > 0.0) {
+                return Err(Error::usage(
+                    "--drop-requests and --drop-replies drop UDP datagrams; with --tcp there are none (TCP retransmits by itself)",
+                ));
+            }
+            let cfg = rpc::ServerConfig {
+                listen: rpc::parse_host(&listen, "--listen")?,
+                port,
+                udp,
+                tcp,
+                register: register.then_some(matchmaker_port),
+                semantics: sem,
+                state,
+                drop_requests,
+                drop_replies,
+                seed,
+            };
+            single("rpc server", move |r| rpc::server::run(r, &cfg))
+        }
+        RpcAction::Call {
+            proc,
+            args,
+            server,
+            port,
+            tcp: _,
+            udp,
+            timeout,
+            retries,
+            semantics: sem,
+            deadline,
+            matchmaker_port,
+        } => {
+            let cfg = rpc::CallConfig {
+                call: rpc::parse_proc(&proc, &args)?,
+                server: rpc::parse_host(&server, "--server")?,
+                port,
+                tcp: !udp,
+                timeout: rpc::check_secs(timeout, "--timeout", 0.01, 60.0)?,
+                retries,
+                semantics: semantics(sem),
+                matchmaker_port,
+                deadline: rpc::check_secs(deadline, "--deadline", 0.1, 600.0)?,
+            };
+            single("rpc call", move |r| rpc::client::run(r, &cfg))
+        }
+        RpcAction::Demo { loss, seed, calls } => {
+            let cfg = rpc::DemoConfig {
+                loss: rpc::check_probability(loss, "--loss")?,
+                seed,
+                calls,
+            };
+            single("rpc demo", move |r| rpc::demo::run(r, &cfg))
         }
     }
 }

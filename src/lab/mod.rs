@@ -8,6 +8,7 @@ pub mod ping;
 pub mod pipe;
 pub mod privs;
 pub mod repeater;
+pub mod rpc;
 pub mod shm;
 pub mod sniff;
 pub mod tcp;

@@ -13,6 +13,7 @@ pub mod creds;
 pub mod cwd;
 pub mod fast;
 pub mod file;
+pub mod fs;
 pub mod mem;
 pub mod packet;
 pub mod poll;

@@ -122,9 +122,10 @@ const OPEN_FLAGS: &[(i64, &str)] = &[
     (libc::O_TRUNC as i64, "O_TRUNC"),
     (libc::O_APPEND as i64, "O_APPEND"),
     (libc::O_NONBLOCK as i64, "O_NONBLOCK"),
-    (libc::O_DIRECTORY as i64, "O_DIRECTORY"),
     (libc::O_NOFOLLOW as i64, "O_NOFOLLOW"),
     (libc::O_CLOEXEC as i64, "O_CLOEXEC"),
+    // strace 6.1 names O_DIRECTORY last: `O_RDONLY|O_CLOEXEC|O_DIRECTORY`.
+    (libc::O_DIRECTORY as i64, "O_DIRECTORY"),
 ];
 
 /// A file mode as strace prints it for mknod: `S_IFIFO|0600`.

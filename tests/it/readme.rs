@@ -333,8 +333,24 @@ fn cut(line: &str, start: &str, end: &str, with: &str) -> String {
 }
 
 /// An excerpt line with what changes from run to run blurred: numbers (ids,
-/// checksums, sequence numbers, RTTs) become N and byte strings "S".
+/// checksums, sequence numbers, RTTs) and the bytes of a hex dump (`3e`,
+/// `c0`) become N, byte strings "S".
 fn loose(line: &str) -> String {
+    let hex_byte = |w: &str| {
+        w.len() == 2
+            && w.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    // A run of hex bytes is one N: a dump line's length varies too (a
+    // machine name with a 5-digit pid is a byte longer than with 4).
+    let mut words: Vec<&str> = Vec::new();
+    for w in line.split(' ') {
+        let w = if hex_byte(w) { "N" } else { w };
+        if !(w == "N" && words.last() == Some(&"N")) {
+            words.push(w);
+        }
+    }
+    let line = words.join(" ");
     let mut out = String::with_capacity(line.len());
     let mut chars = line.chars().peekable();
     while let Some(c) = chars.next() {

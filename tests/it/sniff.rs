@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+use crate::util::run_in_netns;
 use serde_json::Value;
 
 use crate::util::{ipclab, run, run_as_nobody, run_cmd, spawn, strace_crosscheck, Run};
@@ -102,14 +103,21 @@ pub(crate) fn sniff_r(file: &std::path::Path, extra: &[&str]) -> Run {
 
 #[test]
 fn sniff_sees_a_udp_datagram_leave_and_arrive_on_lo() {
-    require_root!("sniff_sees_a_udp_datagram_leave_and_arrive_on_lo");
-    let r = with_udp(
-        39391,
-        &[
-            "--format", "json", "sniff", "--iface", "lo", "--proto", "udp", "-c", "4", "-W", "10",
-            "port", "39391",
-        ],
-    );
+    let test = "sniff_sees_a_udp_datagram_leave_and_arrive_on_lo";
+    require_root!(test);
+    // In a network namespace of its own, lo carries this test's datagrams
+    // only: the other tests (the RPC flood among them) send UDP on the
+    // host's lo at the same time, and 8 frames would all be theirs. The
+    // sender is ipclab's UDP client, started again every ~50 ms (at most
+    // 40 times, so it stops by itself soon after the capture).
+    let sender = r#"{ i=0; while [ $i -lt 40 ]; do "$0" --quiet udp client --connect 127.0.0.1:39391 --send 'ipclab sniff test' --timeout 0.05 >/dev/null 2>&1; i=$((i+1)); done & }"#;
+    let args = [
+        "--format", "json", "sniff", "--iface", "lo", "--proto", "udp", "-c", "4", "-W", "10",
+        "port", "39391",
+    ];
+    let Some(r) = run_in_netns(test, sender, &args, LIMIT) else {
+        return;
+    };
     r.assert_ok();
     let steps = r.lab_steps();
     assert_eq!(
