@@ -661,6 +661,9 @@ pub enum BenchAction {
         /// At most this long per way (0.05 to 60)
         #[arg(long, default_value_t = 3.0, value_name = "S")]
         seconds: f64,
+        /// Which ways, in order: untraced, ipclab, strace
+        #[arg(long, default_value = "untraced,ipclab,strace", value_name = "LIST")]
+        ways: String,
     },
     /// The loop `bench trace` times (run by it, in a fresh process)
     #[command(hide = true)]

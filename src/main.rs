@@ -501,8 +501,10 @@ fn plan_bench(action: BenchAction) -> Result<Job> {
         BenchAction::Trace {
             iterations,
             seconds,
+            ways,
         } => {
             let cfg = bench::TraceConfig {
+                ways: bench::parse_ways(&ways)?,
                 iterations,
                 seconds: check_range(seconds, 0.05, 60.0, "--seconds", "seconds")?,
                 machine: machine(),

@@ -4,6 +4,7 @@
 #[macro_use]
 mod util;
 
+mod bench;
 mod cli;
 mod errata;
 mod faults;

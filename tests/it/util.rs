@@ -753,7 +753,13 @@ fn check_against_strace(test: &str, run: &Run, text: &str, reverse: bool) {
                     && (!comparable || c.first_arg() == arg0)
                     // `= ?` is a call that never returned to the process:
                     // exit_group, or the call a fatal signal followed.
-                    && (if ret.is_none() { c.ret.is_none() || c.fatal } else { c.ret == ret })
+                    // (A successful execve is one too, to the process
+                    // that made it; strace, outside, sees it return 0.)
+                    && (if ret.is_none() {
+                        c.ret.is_none() || c.fatal || (name == "execve" && c.ret == Some(0))
+                    } else {
+                        c.ret == ret
+                    })
                     && (errno.is_none() || c.errno.as_deref() == errno)
             });
             match found {

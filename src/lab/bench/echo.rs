@@ -406,13 +406,16 @@ fn load(
     let mut last = start;
     let send = |c: &mut Conn, out: &mut [u8]| -> std::result::Result<(), Errno> {
         pattern(out, c.seq);
+        // The clock starts before the write: the server may run (and even
+        // answer) before write() returns to us.
+        let t = Instant::now();
         let n = fast::write(c.fd.as_fd(), out)?;
         if n != out.len() {
             // 32-byte requests into an empty socket always fit; a partial
             // write means the server is not reading at all.
             return Err(Errno::EAGAIN);
         }
-        c.sent_at = Some(Instant::now());
+        c.sent_at = Some(t);
         c.got = 0;
         Ok(())
     };

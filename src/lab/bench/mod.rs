@@ -27,7 +27,7 @@ use crate::trace::Recorder;
 
 pub use echo::{run as echo, EchoConfig, EchoTarget};
 pub use ipc::{run as ipc, IpcConfig, Mechanism};
-pub use selftrace::{inner as inner_loop, run as trace, TraceConfig};
+pub use selftrace::{inner as inner_loop, parse_ways, run as trace, TraceConfig, WayName};
 
 /// `iterative,fork,poll` → the models, in that order.
 ///

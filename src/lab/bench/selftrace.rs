@@ -26,11 +26,48 @@ use crate::trace::Recorder;
 /// A validated `bench trace`.
 #[derive(Debug, Clone)]
 pub struct TraceConfig {
+    /// Which ways, in order.
+    pub ways: Vec<WayName>,
     /// Loop iterations (each is two syscalls).
     pub iterations: u64,
     /// At most this long per way.
     pub seconds: f64,
     pub machine: Machine,
+}
+
+/// A way of running the loop, as `--ways` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WayName {
+    Untraced,
+    Ipclab,
+    Strace,
+}
+
+/// `untraced,strace` → the ways, in that order.
+///
+/// # Errors
+/// An unknown way, or none.
+pub fn parse_ways(list: &str) -> Result<Vec<WayName>> {
+    let mut out = Vec::new();
+    for w in list.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+        let way = match w {
+            "untraced" => WayName::Untraced,
+            "ipclab" => WayName::Ipclab,
+            "strace" => WayName::Strace,
+            _ => {
+                return Err(Error::usage(format!(
+                    "--ways: no way {w:?}; give a list of untraced, ipclab, strace"
+                )))
+            }
+        };
+        if !out.contains(&way) {
+            out.push(way);
+        }
+    }
+    if out.is_empty() {
+        return Err(Error::usage("--ways is empty; give e.g. untraced,ipclab"));
+    }
+    Ok(out)
 }
 
 /// One way of running the loop.
@@ -63,47 +100,53 @@ pub fn run(rec: &mut Recorder, cfg: &TraceConfig) -> Result<()> {
         v
     };
     let exe = me.display().to_string();
-    let mut ways = vec![
-        Way {
-            name: "untraced",
-            what: "the loop alone",
-            program: me.clone(),
-            lead: vec![exe.clone(), "-q".into()],
-            tail: vec![],
-        },
-        Way {
-            name: "ipclab",
-            what: "each call traced by ipclab's recorder, every step formatted and written to /dev/null",
-            program: me.clone(),
-            lead: vec![exe.clone(), "-o".into(), "/dev/null".into()],
-            tail: vec!["--traced".into()],
-        },
-    ];
-    let strace = find_in_path("strace");
-    if let Some(s) = &strace {
-        ways.push(Way {
-            name: "strace",
-            what: "the untraced loop under strace -f -o /dev/null (ptrace)",
-            program: s.clone(),
-            lead: vec![
-                "strace".into(),
-                "-f".into(),
-                "-o".into(),
-                "/dev/null".into(),
-                exe.clone(),
-                "-q".into(),
-            ],
-            tail: vec![],
-        });
-    } else {
-        rec.message("strace is not installed: that row is left out (apt-get install strace)");
+    let mut ways = Vec::new();
+    for name in &cfg.ways {
+        match name {
+            WayName::Untraced => ways.push(Way {
+                name: "untraced",
+                what: "the loop alone",
+                program: me.clone(),
+                lead: vec![exe.clone(), "-q".into()],
+                tail: vec![],
+            }),
+            WayName::Ipclab => ways.push(Way {
+                name: "ipclab",
+                what: "each call traced by ipclab's recorder, every step formatted and written to /dev/null",
+                program: me.clone(),
+                lead: vec![exe.clone(), "-o".into(), "/dev/null".into()],
+                tail: vec!["--traced".into()],
+            }),
+            WayName::Strace => match find_in_path("strace") {
+                Some(s) => ways.push(Way {
+                    name: "strace",
+                    what: "the untraced loop under strace -f -o /dev/null (ptrace)",
+                    program: s,
+                    lead: vec![
+                        "strace".into(),
+                        "-f".into(),
+                        "-o".into(),
+                        "/dev/null".into(),
+                        exe.clone(),
+                        "-q".into(),
+                    ],
+                    tail: vec![],
+                }),
+                None => rec.message(
+                    "strace is not installed: that row is left out (apt-get install strace)",
+                ),
+            },
+        }
     }
     let mut rows = Vec::new();
     for w in &ways {
         rec.message(format!("{}: {}", w.name, w.what));
         rows.push((w.name, spawn(rec, w, &inner)?));
     }
-    let base = rows.first().map_or(0.0, |r| r.1 .1);
+    let base = rows
+        .iter()
+        .find(|r| r.0 == "untraced")
+        .map_or(0.0, |r| r.1 .1);
     let col = |key, title| Column { key, title };
     let table = Table {
         name: "trace-cost".into(),

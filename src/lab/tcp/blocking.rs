@@ -41,10 +41,12 @@ pub(crate) fn converse(
     let mut buf = [0u8; RECV_SIZE];
     let mut reply = Vec::with_capacity(prefix.len() + RECV_SIZE);
     loop {
-        rec.waiting(match idle {
-            Some(d) => format!("waiting up to {} s for {who} to send", d.as_secs_f64()),
-            None => format!("waiting for {who} to send"),
-        });
+        if rec.tracing() {
+            rec.waiting(match idle {
+                Some(d) => format!("waiting up to {} s for {who} to send", d.as_secs_f64()),
+                None => format!("waiting for {who} to send"),
+            });
+        }
         if !wait::readable(rec, conn.as_fd(), idle)? {
             rec.message(format!(
                 "{who} sent nothing for {} s (--idle-timeout): closing it, so a silent client cannot hold the server",
