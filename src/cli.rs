@@ -212,7 +212,7 @@ pub struct PingArgs {
     /// Stop after N echo requests (without -c: until Ctrl-C or -w)
     #[arg(short = 'c', value_name = "N")]
     pub count: Option<u32>,
-    /// Seconds between requests (0.01 to 60)
+    /// Seconds between requests (0.002 to 60; root may go lower)
     #[arg(short = 'i', default_value_t = 1.0, value_name = "SECS")]
     pub interval: f64,
     /// Bytes of echo data after the 8-byte ICMP header
@@ -603,7 +603,8 @@ pub enum BenchAction {
         #[arg(long, default_value_t = 200_000, value_name = "N",
               value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
         round_trips: u64,
-        /// Time for each measurement of each mechanism (0.05 to 60)
+        /// Time budget of each measurement of each mechanism (latency, then
+        /// bandwidth), shared by its repeats (0.05 to 60)
         #[arg(long, default_value_t = 0.5, value_name = "S")]
         seconds: f64,
         /// Repeats of each measurement (their spread is shown)

@@ -140,7 +140,21 @@ pub fn run(rec: &mut Recorder, cfg: &EchoConfig) -> Result<()> {
             }
         }
     }
-    let placement = super::placement(cfg.pin, fast::current_cpu(), None);
+    let placement = match (&cfg.target, cfg.pin) {
+        (EchoTarget::Address(_), Pin::Cpu(c)) => format!(
+            "this load generator pinned to CPU {c} (sched_setaffinity); the server runs where it was started (taskset -c {c} puts it beside)"
+        ),
+        (EchoTarget::Address(_), Pin::Off) => format!(
+            "not pinned: this load generator ended on CPU {}; the server runs where it was started",
+            fast::current_cpu().map_or("?".into(), |c| c.to_string())
+        ),
+        (EchoTarget::Own(_), Pin::Cpu(c)) => format!(
+            "the load generator and ipclab's servers pinned to CPU {c} (sched_setaffinity before fork)"
+        ),
+        (EchoTarget::Own(_), Pin::Off) => {
+            "not pinned: the scheduler placed the generator and the servers".to_string()
+        }
+    };
     rec.table(&super::report::machine_table(&cfg.machine, &placement));
     rec.table(&table(cfg, &rows, &placement));
     if let Some(path) = &cfg.svg {

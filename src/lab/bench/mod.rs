@@ -126,7 +126,12 @@ pub struct Machine {
 
 impl Machine {
     pub fn read() -> Machine {
-        let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        // Online CPUs (`getconf _NPROCESSORS_ONLN`): available_parallelism
+        // would count only the ones this process may run on.
+        let cpus = nix::unistd::sysconf(nix::unistd::SysconfVar::_NPROCESSORS_ONLN)
+            .ok()
+            .flatten()
+            .map_or(1, |n| n.max(1) as usize);
         let kernel = nix::sys::utsname::uname()
             .map(|u| u.release().to_string_lossy().into_owned())
             .unwrap_or_else(|_| "?".into());

@@ -147,10 +147,17 @@ impl PingConfig {
                 return Err(Error::usage(format!("-c {c}: give 1 to 1000000 requests")));
             }
         }
-        let min_interval = if o.flood { 0.0 } else { 0.01 };
-        if !(min_interval..=60.0).contains(&o.interval) {
+        // iputils' rule: anyone down to 2 ms, root (or -f) below that.
+        let root = nix::unistd::geteuid().is_root();
+        if !(0.0..=60.0).contains(&o.interval) {
             return Err(Error::usage(format!(
-                "-i {}: give an interval from 0.01 to 60 seconds",
+                "-i {}: give an interval from 0.002 to 60 seconds (below 0.002: root only)",
+                o.interval
+            )));
+        }
+        if o.interval < 0.002 && !o.flood && !root {
+            return Err(Error::usage(format!(
+                "-i {}: cannot flood; minimal interval allowed for user is 2ms (iputils' rule: root may go lower)",
                 o.interval
             )));
         }
