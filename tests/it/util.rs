@@ -173,10 +173,21 @@ impl Spawned {
 impl Drop for Spawned {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+            kill_group(&mut c);
         }
     }
+}
+
+/// Kills `child` and everything it started (it leads its own process
+/// group, see [`spawn_cmd`]): strace's tracee, a server's children. Then
+/// reaps `child`.
+fn kill_group(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", child.id())])
+        .stderr(Stdio::null())
+        .status();
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// Starts `ipclab ARGS` in the background with piped stdout/stderr.
@@ -209,7 +220,10 @@ pub fn spawn_cmd(cmd: &mut Command) -> Spawned {
             Ok(())
         });
     }
+    // Its own process group, so that a test that gives up on it can kill
+    // what it started too (see kill_group).
     let child = cmd
+        .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -230,29 +244,48 @@ pub fn run_cmd(cmd: &mut Command, limit: Duration) -> Run {
 
 fn finish(mut child: Child, limit: Duration) -> Run {
     // Read the pipes on threads so a chatty child never blocks on a full pipe.
-    let mut out = child.stdout.take();
-    let mut err = child.stderr.take();
-    let t_out = std::thread::spawn(move || read_all(out.as_mut()));
-    let t_err = std::thread::spawn(move || read_all(err.as_mut()));
+    let out = reader(child.stdout.take());
+    let err = reader(child.stderr.take());
     let start = Instant::now();
     let status = loop {
         if let Some(st) = child.try_wait().expect("try_wait") {
             break st;
         }
         if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            let stdout = t_out.join().unwrap_or_default();
-            let stderr = t_err.join().unwrap_or_default();
+            kill_group(&mut child);
+            let (stdout, stderr) = (out.take(), err.take());
             panic!("timed out after {limit:?}\nstdout:\n{stdout}\nstderr:\n{stderr}");
         }
         std::thread::sleep(Duration::from_millis(10));
     };
     Run {
         status,
-        stdout: t_out.join().unwrap_or_default(),
-        stderr: t_err.join().unwrap_or_default(),
+        stdout: out.take(),
+        stderr: err.take(),
     }
+}
+
+/// A pipe being read to its end on a thread of its own.
+struct Reader(std::sync::mpsc::Receiver<String>);
+
+impl Reader {
+    /// What was read, once the pipe is at EOF — or after at most 5 s: a
+    /// process the child left behind (strace's tracee, after strace was
+    /// killed) may hold the pipe open for ever, and no test may hang.
+    fn take(&self) -> String {
+        self.0
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap_or_else(|_| "(the pipe was still open 5 s after the process ended: something it started still holds it)".into())
+    }
+}
+
+fn reader<R: std::io::Read + Send + 'static>(pipe: Option<R>) -> Reader {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut pipe = pipe;
+        let _ = tx.send(read_all(pipe.as_mut()));
+    });
+    Reader(rx)
 }
 
 fn read_all<R: std::io::Read>(r: Option<&mut R>) -> String {

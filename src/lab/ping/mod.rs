@@ -148,14 +148,14 @@ impl PingConfig {
             }
         }
         // iputils' rule: anyone down to 2 ms, root (or -f) below that.
-        let root = nix::unistd::geteuid().is_root();
+        // (geteuid only then: the tour builds this config between steps.)
         if !(0.0..=60.0).contains(&o.interval) {
             return Err(Error::usage(format!(
                 "-i {}: give an interval from 0.002 to 60 seconds (below 0.002: root only)",
                 o.interval
             )));
         }
-        if o.interval < 0.002 && !o.flood && !root {
+        if o.interval < 0.002 && !o.flood && !nix::unistd::geteuid().is_root() {
             return Err(Error::usage(format!(
                 "-i {}: cannot flood; minimal interval allowed for user is 2ms (iputils' rule: root may go lower)",
                 o.interval
@@ -436,7 +436,11 @@ mod tests {
             ..opts()
         }));
         assert!(bad(PingOptions {
-            interval: 0.0,
+            interval: -1.0,
+            ..opts()
+        }));
+        assert!(bad(PingOptions {
+            interval: 61.0,
             ..opts()
         }));
         assert!(bad(PingOptions {
