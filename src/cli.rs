@@ -91,10 +91,13 @@ pub enum Command {
     Shm(ShmArgs),
     /// Unix-domain sockets: demo, server, client, pair, pass-fd, cred
     Unix(UnixArgs),
-    /// ICMP echo over a raw socket, like ping(8) [needs root or CAP_NET_RAW; --dgram does not]
+    /// ICMP echo over a raw socket, like ping(8) [needs root or CAP_NET_RAW; --dgram and --userns do not]
     Ping(PingArgs),
-    /// Capture frames with an AF_PACKET socket and decode each [needs root or CAP_NET_RAW]
+    /// Capture frames with an AF_PACKET socket and decode each [needs root or CAP_NET_RAW; --userns does not]
     Sniff(SniffArgs),
+    /// A client, a router and a server in network namespaces: ARP, TTL,
+    /// unreachable hosts, timeouts, fragments [root, or a user namespace by itself]
+    Net(NetArgs),
     /// The mistakes in the notes' programs, each shown by a real run (all, or NAME)
     Errata {
         /// One erratum: mkfifo-path, read-nul, no-wait, listen-backlog,
@@ -256,6 +259,10 @@ pub struct PingArgs {
     /// Set no ICMP_FILTER: the raw socket then also gets our own requests on loopback
     #[arg(long)]
     pub no_filter: bool,
+    /// Run in a fresh user and network namespace of your own (loopback
+    /// only), where a raw socket needs no privilege
+    #[arg(long, conflicts_with = "dgram")]
+    pub userns: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -284,6 +291,43 @@ pub struct SniffArgs {
         value_name = "SECS"
     )]
     pub timeout: f64,
+    /// Capture in a fresh user and network namespace of your own (only lo
+    /// there), where a packet socket needs no privilege
+    #[arg(long)]
+    pub userns: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct NetArgs {
+    /// Which experiment (demo: all of them, on one topology)
+    #[arg(value_enum)]
+    pub experiment: NetExperiment,
+    /// Keep the hosts afterwards and print how to enter each (nsenter);
+    /// Enter or Ctrl-C takes them down [needs a terminal]
+    #[arg(long)]
+    pub keep: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NetExperiment {
+    /// Every experiment below, one section each
+    Demo,
+    /// The client's first packet: ARP who-has / is-at, then the neighbour entry
+    Arp,
+    /// The TCP repeater across the router (TTL 63)
+    Tcp,
+    /// The UDP repeater across the router
+    Udp,
+    /// ping across the router, then with TTL 1: Time Exceeded
+    Ttl,
+    /// Unreachable and prohibited routes, a host nobody owns: EHOSTUNREACH
+    Unreachable,
+    /// A blackhole route: connect() times out (ETIMEDOUT)
+    Timeout,
+    /// MTU 1280: fragments, and "fragmentation needed"
+    Mtu,
+    /// The RPC lab across the hosts (not built yet)
+    Rpc,
 }
 
 #[derive(Debug, Args)]

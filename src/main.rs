@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser};
 
 use ipclab::cli::{
-    Cli, Command, FifoAction, Format, ServerModel, SniffProto, TcpAction, UdpAction, UnixAction,
+    Cli, Command, FifoAction, Format, NetExperiment, ServerModel, SniffProto, TcpAction, UdpAction,
+    UnixAction,
 };
 use ipclab::error::{Error, Result};
 use ipclab::lab::{self, fifo, ping, pipe, repeater, shm, sniff, tcp, udp, unix};
@@ -248,6 +249,15 @@ fn plan(command: Command) -> Result<Job> {
                 },
             )?;
             cfg.kernel_filter = !a.no_filter;
+            if a.userns {
+                let ids = ping::check_userns(&a.host)?;
+                // Root inside the namespace is this user outside: nothing to give back.
+                cfg.drop_privileges = false;
+                return single("ping", move |r| {
+                    lab::net::userns::private_loopback(r, ids)?;
+                    ping::run(r, &cfg)
+                });
+            }
             single("ping", move |r| ping::run(r, &cfg))
         }
         Command::Sniff(a) => {
@@ -257,9 +267,24 @@ fn plan(command: Command) -> Result<Job> {
                 SniffProto::Udp => ipclab::packet::Proto::Udp,
                 SniffProto::Icmp => ipclab::packet::Proto::Icmp,
             });
-            let cfg = sniff::SniffConfig::new(&a.iface, a.count, proto, a.timeout)?;
+            let mut cfg = sniff::SniffConfig::new(&a.iface, a.count, proto, a.timeout)?;
+            if a.userns {
+                if a.iface != "lo" {
+                    return Err(Error::usage(format!(
+                        "--userns --iface {}: the new network namespace has only lo",
+                        a.iface
+                    )));
+                }
+                cfg.drop_privileges = false;
+                let ids = lab::net::userns::Ids::current();
+                return single("sniff", move |r| {
+                    lab::net::userns::private_loopback(r, ids)?;
+                    sniff::run(r, &cfg)
+                });
+            }
             single("sniff", move |r| sniff::run(r, &cfg))
         }
+        Command::Net(a) => plan_net(a.experiment, a.keep),
         Command::Errata { name } => {
             if let Some(n) = &name {
                 lab::errata::check_name(n)?;
@@ -369,6 +394,27 @@ fn plan_udp(action: UdpAction) -> Result<Job> {
             single("udp client", move |r| udp::client(r, &cfg))
         }
         UdpAction::Demo => single("udp demo", udp::demo),
+    }
+}
+
+fn plan_net(experiment: NetExperiment, keep: bool) -> Result<Job> {
+    use lab::net::{Experiment as E, NetConfig, Which};
+    let (which, name) = match experiment {
+        NetExperiment::Demo => (Which::Demo, "net demo"),
+        NetExperiment::Arp => (Which::One(E::Arp), "net arp"),
+        NetExperiment::Tcp => (Which::One(E::Tcp), "net tcp"),
+        NetExperiment::Udp => (Which::One(E::Udp), "net udp"),
+        NetExperiment::Ttl => (Which::One(E::Ttl), "net ttl"),
+        NetExperiment::Unreachable => (Which::One(E::Unreachable), "net unreachable"),
+        NetExperiment::Timeout => (Which::One(E::Timeout), "net timeout"),
+        NetExperiment::Mtu => (Which::One(E::Mtu), "net mtu"),
+        // The hook for the RPC lab: until `lab::rpc` exists, bad usage.
+        NetExperiment::Rpc => return Err(lab::net::rpc_missing()),
+    };
+    let cfg = NetConfig::new(which, keep)?;
+    match which {
+        Which::Demo => Ok(Box::new(move |r| lab::net::demo(r, &cfg))),
+        Which::One(_) => single(name, move |r| lab::net::run(r, &cfg)),
     }
 }
 

@@ -3,6 +3,7 @@
 pub mod errata;
 pub mod fifo;
 mod made;
+pub mod net;
 pub mod ping;
 pub mod pipe;
 pub mod privs;

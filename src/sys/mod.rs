@@ -13,6 +13,8 @@ pub mod creds;
 pub mod cwd;
 pub mod file;
 pub mod mem;
+pub mod netlink;
+pub mod ns;
 pub mod poll;
 pub mod process;
 pub mod raw;
