@@ -147,3 +147,61 @@ pub fn recvmsg(
         )
     })
 }
+
+/// Corresponds to `ioctl(fd, SIOCGIFFLAGS, &ifr)`: interface `name`'s flags
+/// in the namespace of the socket `fd`. IFF_RUNNING means the kernel has
+/// seen the carrier come up and activated the queue that sends — only
+/// then does a packet leave. See
+/// <https://man7.org/linux/man-pages/man7/netdevice.7.html>.
+///
+/// # Errors
+/// `ENODEV` (no such interface).
+pub fn ioctl_siocgifflags(
+    rec: &mut Recorder,
+    fd: BorrowedFd<'_>,
+    name: &str,
+    explain: impl FnOnce(u32) -> String,
+) -> Result<u32, SysError> {
+    let raw = fd.as_raw_fd();
+    let bytes = name.as_bytes();
+    if bytes.is_empty() || bytes.len() >= libc::IFNAMSIZ || bytes.contains(&0) {
+        return Err(SysError {
+            call: "ioctl",
+            errno: Errno::EINVAL,
+        });
+    }
+    // SAFETY: ifreq is plain old data; all-zero bytes are a valid value.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in ifr.ifr_name.iter_mut().zip(bytes) {
+        *dst = *src as libc::c_char;
+    }
+    let name_arg = format!("ifr_name={}", crate::trace::names::quote(bytes));
+    rec.call(
+        Call::new("ioctl"),
+        || {
+            // SAFETY: `ifr` is a valid, NUL-terminated ifreq that outlives
+            // the call; SIOCGIFFLAGS writes only ifr_flags inside it.
+            let rc = unsafe { libc::ioctl(raw, libc::SIOCGIFFLAGS, &mut ifr) };
+            Errno::result(rc)?;
+            // SAFETY: on success SIOCGIFFLAGS filled the ifru_flags member.
+            Ok(u32::from(unsafe { ifr.ifr_ifru.ifru_flags } as u16))
+        },
+        |r| {
+            let (arg, note) = match r {
+                Ok(f) => (
+                    format!(
+                        "{{{name_arg}, ifr_flags={}}}",
+                        crate::packet::netlink::names::bits(
+                            *f,
+                            crate::packet::netlink::names::IFF,
+                            "0"
+                        )
+                    ),
+                    explain(*f),
+                ),
+                Err(_) => (format!("{{{name_arg}}}"), String::new()),
+            };
+            Shown::new(vec![raw.to_string(), "SIOCGIFFLAGS".into(), arg], 0, note)
+        },
+    )
+}

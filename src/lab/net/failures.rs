@@ -52,9 +52,12 @@ fn connect_fails(
         }
     }
     rec.waiting(waiting);
-    rec.expect_err();
     rec.note_err(why);
-    let r = signal::interruptible(rec, |rec| socket::connect(rec, fd.as_fd(), &dst));
+    let r = signal::interruptible(rec, |rec| {
+        // Counted as provoked: this failure is the experiment.
+        rec.expect_err();
+        socket::connect(rec, fd.as_fd(), &dst)
+    });
     rec.note("the failed socket is closed; a socket whose connect() failed cannot be reused for another try");
     let closed = file::close(rec, fd);
     let outcome = match r {

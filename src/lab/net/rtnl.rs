@@ -136,6 +136,32 @@ impl Rtnl {
         Ok(i as u32)
     }
 
+    /// Waits (up to 3 s, looking every 50 ms) until interface `name` is
+    /// IFF_RUNNING: the kernel turns a carrier change into a working link
+    /// a moment later (its linkwatch work, delayed up to a second), and a
+    /// packet sent before that is dropped.
+    pub fn await_running(&self, rec: &mut Recorder, name: &str) -> Result<()> {
+        const RUNNING: u32 = 0x40;
+        let host = self.host.clone();
+        for _ in 0..60 {
+            let flags = netlink::ioctl_siocgifflags(rec, self.fd.as_fd(), name, |f| {
+                if f & RUNNING != 0 {
+                    format!("{name} is IFF_RUNNING in {host}: its carrier is up and its send queue active; packets leave from now on")
+                } else {
+                    format!("{name} is up but not yet IFF_RUNNING: the kernel has not yet activated it (packets sent now would be dropped)")
+                }
+            })?;
+            if flags & RUNNING != 0 {
+                return Ok(());
+            }
+            crate::lab::wait::sleep(rec, std::time::Duration::from_millis(50))?;
+        }
+        Err(Error::protocol(format!(
+            "{}: {name} did not become IFF_RUNNING within 3 s",
+            self.host
+        )))
+    }
+
     pub fn close(self, rec: &mut Recorder) -> Result<()> {
         rec.note("the rtnetlink socket is closed; what it configured stays, with the namespace");
         file::close(rec, self.fd)?;

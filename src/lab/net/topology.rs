@@ -296,7 +296,8 @@ impl Topology {
         ] {
             self.enter(rec, host)?;
             let mut nl = Rtnl::open(rec, &format!("the {}", host.name()))?;
-            let r = end_host(rec, &mut nl, host, &iface, &gw);
+            let r = end_host(rec, &mut nl, host, &iface, &gw)
+                .and_then(|()| nl.await_running(rec, iface.name));
             let closed = nl.close(rec);
             r?;
             closed?;
@@ -447,6 +448,12 @@ fn forwarding(rec: &mut Recorder) -> Result<()> {
         "/proc/sys/net/ipv6/conf/all/forwarding",
         "1",
         "the router's IPv6 forwarding, likewise its own",
+    )?;
+    write_file(
+        rec,
+        "/proc/sys/net/ipv4/icmp_ratelimit",
+        "0",
+        "routers limit the ICMP errors they send to each host (by default one per second, in bursts): this router sends every one, so each experiment gets its answer",
     )?;
     rec.message("the router forwards now: a packet for another network is passed on, with its TTL one lower");
     Ok(())
