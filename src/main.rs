@@ -254,7 +254,7 @@ fn plan(command: Command) -> Result<Job> {
                 // Root inside the namespace is this user outside: nothing to give back.
                 cfg.drop_privileges = false;
                 return single("ping", move |r| {
-                    lab::net::userns::private_loopback(r, ids)?;
+                    lab::net::userns::private_loopback(r, ids, "--userns")?;
                     ping::run(r, &cfg)
                 });
             }
@@ -278,7 +278,7 @@ fn plan(command: Command) -> Result<Job> {
                 cfg.drop_privileges = false;
                 let ids = lab::net::userns::Ids::current();
                 return single("sniff", move |r| {
-                    lab::net::userns::private_loopback(r, ids)?;
+                    lab::net::userns::private_loopback(r, ids, "--userns")?;
                     sniff::run(r, &cfg)
                 });
             }

@@ -205,7 +205,11 @@ pub enum Mode {
 /// readable before the run tell (user.max_user_namespaces above 0, and
 /// kernel.unprivileged_userns_clone not 0 where it exists).
 fn userns_refused() -> Option<String> {
-    let read = |p: &str| std::fs::read_to_string(p).ok().map(|s| s.trim().to_string());
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .ok()
+            .map(|s| s.trim().to_string())
+    };
     if read("/proc/sys/user/max_user_namespaces").as_deref() == Some("0") {
         return Some("user.max_user_namespaces = 0".into());
     }
@@ -226,9 +230,9 @@ pub fn plan() -> Vec<(Section, Mode)> {
                 None => Mode::Direct,
                 Some(why) => match userns_refused() {
                     None => Mode::Userns(net::userns::Ids::current()),
-                    Some(setting) => {
-                        Mode::Skip(format!("{why}; a user namespace would do, but {setting} refuses them"))
-                    }
+                    Some(setting) => Mode::Skip(format!(
+                        "{why}; a user namespace would do, but {setting} refuses them"
+                    )),
                 },
             };
             (s, mode)
@@ -251,10 +255,18 @@ fn stop_after(result: Result<()>, failed: &mut usize) -> Option<i32> {
 
 /// Runs `run` in a child that first makes a user and network namespace
 /// of its own (loopback up); the tour's own process stays where it is.
-fn in_userns(rec: &mut Recorder, ids: net::userns::Ids, run: fn(&mut Recorder) -> Result<()>) -> Result<()> {
+fn in_userns(
+    rec: &mut Recorder,
+    ids: net::userns::Ids,
+    run: fn(&mut Recorder) -> Result<()>,
+) -> Result<()> {
     let child = match process::fork(rec)? {
         Forked::Child => child_exit(rec, move |rec| {
-            net::userns::private_loopback(rec, ids)?;
+            net::userns::private_loopback(
+                rec,
+                ids,
+                "no CAP_NET_RAW here, so this section runs in a user and network namespace of its own",
+            )?;
             run(rec)
         }),
         Forked::Parent { child } => child,

@@ -31,7 +31,10 @@ const NL_LEN: usize = std::mem::size_of::<libc::sockaddr_nl>();
 ///
 /// # Errors
 /// `EMFILE`, `ENOBUFS`.
-pub fn socket(rec: &mut Recorder, explain: impl FnOnce(i32) -> String) -> Result<OwnedFd, SysError> {
+pub fn socket(
+    rec: &mut Recorder,
+    explain: impl FnOnce(i32) -> String,
+) -> Result<OwnedFd, SysError> {
     super::socket::socket_explained(
         rec,
         libc::AF_NETLINK,
@@ -141,7 +144,11 @@ pub fn recvmsg(
         };
         let fl = crate::trace::names::msg_flags(flags_out);
         Shown::new(
-            vec![raw.to_string(), msghdr(&iov, cap, &fl), "MSG_DONTWAIT".into()],
+            vec![
+                raw.to_string(),
+                msghdr(&iov, cap, &fl),
+                "MSG_DONTWAIT".into(),
+            ],
             ret,
             note,
         )

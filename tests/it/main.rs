@@ -10,6 +10,7 @@ mod faults;
 mod fifo;
 mod golden;
 mod habits;
+mod net;
 mod ping;
 mod ping_iputils;
 mod pipe;

@@ -494,6 +494,21 @@ pub fn parse_strace(log: &str) -> HashMap<i64, Vec<StraceCall>> {
             fatal: false,
         });
     }
+    // A call cut short by a signal the process has no handler for (under
+    // ptrace even an ignored SIGCHLD interrupts) is restarted by the kernel
+    // without the process ever seeing it: strace prints `= ? ERESTARTNOHAND`
+    // and then the same call again. Only when a handler ran (strace then
+    // shows its rt_sigreturn next) did the process see EINTR.
+    for calls in by_pid.values_mut() {
+        let mut keep = Vec::with_capacity(calls.len());
+        for i in 0..calls.len() {
+            let restarted = calls[i].line.contains("= ? ERESTART")
+                && calls.get(i + 1).is_some_and(|n| n.name != "rt_sigreturn");
+            keep.push(!restarted);
+        }
+        let mut it = keep.into_iter();
+        calls.retain(|_| it.next().unwrap_or(true));
+    }
     by_pid
 }
 
@@ -547,6 +562,8 @@ pub const INTERESTING: &[&str] = &[
     "setresuid",
     "setresgid",
     "setgroups",
+    "setns",
+    "unshare",
     "exit_group",
 ];
 

@@ -46,7 +46,8 @@ fn connect_fails(
         rec.note(format!(
             "TCP_SYNCNT {n}: one SYN and {n} retransmission (1 s, then 2 s more) before connect() gives up — the default, net.ipv4.tcp_syn_retries = 6, takes about 127 s"
         ));
-        if let Err(e) = socket::setsockopt_int(rec, fd.as_fd(), libc::SOL_TCP, libc::TCP_SYNCNT, n) {
+        if let Err(e) = socket::setsockopt_int(rec, fd.as_fd(), libc::SOL_TCP, libc::TCP_SYNCNT, n)
+        {
             let _ = file::close(rec, fd);
             return Err(e.into());
         }

@@ -145,7 +145,12 @@ fn with_topology(
     body: impl FnOnce(&mut Recorder, &mut Topology) -> Result<()>,
 ) -> Result<()> {
     if let Some(ids) = cfg.userns {
-        userns::become_root(rec, ids, 0)?;
+        userns::become_root(
+            rec,
+            ids,
+            0,
+            "no CAP_NET_ADMIN here, so ipclab made a user namespace first",
+        )?;
     }
     let mut topo = Topology::start(rec, cfg.userns.is_some())?;
     let mut result = topo.configure(rec).and_then(|()| body(rec, &mut topo));
@@ -202,7 +207,10 @@ pub fn demo(rec: &mut Recorder, cfg: &NetConfig) -> Result<()> {
             provoked: 0,
             result: "skipped: the RPC lab is not built yet".into(),
         });
-        rec.section("net teardown", "the hosts exit, and their namespaces go with them");
+        rec.section(
+            "net teardown",
+            "the hosts exit, and their namespaces go with them",
+        );
         Ok(())
     });
     rec.summary(&rows);

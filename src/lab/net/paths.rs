@@ -32,7 +32,9 @@ pub(super) fn watch(
 ) -> Result<nix::unistd::Pid> {
     let cap = Capture::open(rec, iface, proto)?;
     let worker = spawn(rec, |rec| cap.capture(rec, count, timeout).map(drop));
-    rec.note("the capture worker has its own copy of the packet socket; this one is not needed here");
+    rec.note(
+        "the capture worker has its own copy of the packet socket; this one is not needed here",
+    );
     let closed = cap.close(rec);
     let worker = worker?;
     closed?;
@@ -98,15 +100,12 @@ pub fn arp(rec: &mut Recorder, topo: &mut Topology) -> Result<()> {
         .iter()
         .find(|n| n.ip == Some(IpAddr::V4(ROUTER_ETH0.v4)))
         .ok_or_else(|| Error::protocol("the client has no neighbour entry for the router"))?;
-    let mac = router
-        .mac
-        .as_ref()
-        .map_or("no address".to_string(), |m| {
-            m.iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<Vec<_>>()
-                .join(":")
-        });
+    let mac = router.mac.as_ref().map_or("no address".to_string(), |m| {
+        m.iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    });
     let same = mac == mac_text(&ROUTER_ETH0.mac);
     rec.message(format!(
         "neighbour entry: {} lladdr {mac} {} — {} the MAC ipclab gave the router's eth0 ({}); the client's own is {}",
@@ -117,7 +116,9 @@ pub fn arp(rec: &mut Recorder, topo: &mut Topology) -> Result<()> {
         mac_text(&CLIENT_ETH0.mac)
     ));
     if !same {
-        return Err(Error::protocol("the neighbour entry does not hold the router's MAC"));
+        return Err(Error::protocol(
+            "the neighbour entry does not hold the router's MAC",
+        ));
     }
     Ok(())
 }

@@ -168,9 +168,10 @@ impl Topology {
         });
         match opened {
             Ok(()) => Ok(topo),
-            Err(e) => Err(topo.teardown(rec, Err(e)).err().unwrap_or_else(|| {
-                Error::protocol("the topology could not be started")
-            })),
+            Err(e) => Err(topo
+                .teardown(rec, Err(e))
+                .err()
+                .unwrap_or_else(|| Error::protocol("the topology could not be started"))),
         }
     }
 
@@ -180,7 +181,10 @@ impl Topology {
             let forked = process::fork(rec);
             let child = match forked {
                 Ok(Forked::Child) => {
-                    let hold_w = self.hold.take().expect("the hold pipe is open until teardown");
+                    let hold_w = self
+                        .hold
+                        .take()
+                        .expect("the hold pipe is open until teardown");
                     child_exit(rec, move |rec| {
                         file::close(rec, ready_r)?;
                         host_main(rec, host, ready_w, hold_r, hold_w)
@@ -364,7 +368,13 @@ fn router(rec: &mut Recorder, nl: &mut Rtnl, client: Pid, server: Pid) -> Result
     )?;
     for (mine, peer, pid, mtu, who) in [
         (ROUTER_ETH0, CLIENT_ETH0, client, None, "client"),
-        (ROUTER_ETH1, SERVER_ETH0, server, Some(SERVER_LINK_MTU), "server"),
+        (
+            ROUTER_ETH1,
+            SERVER_ETH0,
+            server,
+            Some(SERVER_LINK_MTU),
+            "server",
+        ),
     ] {
         let end = VethEnd {
             name: mine.name.into(),
@@ -460,7 +470,13 @@ fn forwarding(rec: &mut Recorder) -> Result<()> {
 }
 
 /// A client or server: lo up, its one interface, default routes via the router.
-fn end_host(rec: &mut Recorder, nl: &mut Rtnl, host: Host, iface: &Iface, gw: &Iface) -> Result<()> {
+fn end_host(
+    rec: &mut Recorder,
+    nl: &mut Rtnl,
+    host: Host,
+    iface: &Iface,
+    gw: &Iface,
+) -> Result<()> {
     let name = host.name();
     nl.request(
         rec,

@@ -92,7 +92,10 @@ fn read_setting(rec: &mut Recorder, path: &str) -> Option<String> {
 fn refusal(rec: &mut Recorder, e: SysError) -> Error {
     let max = read_setting(rec, "/proc/sys/user/max_user_namespaces");
     let clone = read_setting(rec, "/proc/sys/kernel/unprivileged_userns_clone");
-    let apparmor = read_setting(rec, "/proc/sys/kernel/apparmor_restrict_unprivileged_userns");
+    let apparmor = read_setting(
+        rec,
+        "/proc/sys/kernel/apparmor_restrict_unprivileged_userns",
+    );
     let hint = if e.errno == Errno::ENOSPC && max.as_deref() == Some("0") {
         "user namespaces are refused by user.max_user_namespaces = 0 (/proc/sys/user/max_user_namespaces, \
          in this or a parent user namespace): an administrator can allow them with \
@@ -124,7 +127,8 @@ fn refusal(rec: &mut Recorder, e: SysError) -> Error {
 }
 
 /// unshare(CLONE_NEWUSER | `more`) → uid_map → setgroups → gid_map.
-pub fn become_root(rec: &mut Recorder, ids: Ids, more: i32) -> Result<()> {
+/// `why` says why a user namespace is made (shown after the maps).
+pub fn become_root(rec: &mut Recorder, ids: Ids, more: i32, why: &str) -> Result<()> {
     let also = if more & libc::CLONE_NEWNET != 0 {
         " — and a network namespace of its own, owned by it, with only lo (down)"
     } else {
@@ -161,7 +165,7 @@ pub fn become_root(rec: &mut Recorder, ids: Ids, more: i32) -> Result<()> {
         &format!("gid_map: gid 0 inside is gid {gid} outside"),
     )?;
     rec.message(format!(
-        "no CAP_NET_ADMIN here, so ipclab made a user namespace first: uid {uid} is root inside it, with CAP_NET_ADMIN and CAP_NET_RAW over its own network namespaces only — the host's network stays out of reach"
+        "{why}: uid {uid} is root inside this user namespace, with CAP_NET_ADMIN and CAP_NET_RAW over its own network namespaces only — the host's network stays out of reach"
     ));
     Ok(())
 }
@@ -169,8 +173,8 @@ pub fn become_root(rec: &mut Recorder, ids: Ids, more: i32) -> Result<()> {
 /// `ipclab ping --userns` / `sniff --userns`, and the tour without
 /// CAP_NET_RAW: a fresh user and network namespace, its loopback up
 /// (socket → RTM_NEWLINK lo up → its ACK → close).
-pub fn private_loopback(rec: &mut Recorder, ids: Ids) -> Result<()> {
-    become_root(rec, ids, libc::CLONE_NEWNET)?;
+pub fn private_loopback(rec: &mut Recorder, ids: Ids, why: &str) -> Result<()> {
+    become_root(rec, ids, libc::CLONE_NEWNET, why)?;
     let mut nl = super::rtnl::Rtnl::open(rec, "this namespace")?;
     let up = nl.request(
         rec,

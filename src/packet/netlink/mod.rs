@@ -169,7 +169,8 @@ pub fn new_route(seq: u32, v6: bool, dst: Option<(IpAddr, u8)>, kind: RouteKind)
             .push(RouteAttribute::Destination(route_address(ip)));
     }
     if let RouteKind::Via(gw) = kind {
-        msg.attributes.push(RouteAttribute::Gateway(route_address(gw)));
+        msg.attributes
+            .push(RouteAttribute::Gateway(route_address(gw)));
     }
     serialize(NEW, seq, RouteNetlinkMessage::NewRoute(msg))
 }
@@ -200,9 +201,14 @@ pub struct Neighbour {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
     /// NLMSG_ERROR with error 0: request `seq` was done.
-    Ack { seq: u32 },
+    Ack {
+        seq: u32,
+    },
     /// NLMSG_ERROR with an errno: request `seq` failed (`errno` positive).
-    Error { seq: u32, errno: i32 },
+    Error {
+        seq: u32,
+        errno: i32,
+    },
     /// NLMSG_DONE: the end of a dump.
     Done,
     Neighbour(Neighbour),
