@@ -54,6 +54,7 @@ fn connect_fails(
     }
     rec.waiting(waiting);
     rec.note_err(why);
+    let started = std::time::Instant::now();
     let r = signal::interruptible(rec, |rec| {
         // Counted as provoked: this failure is the experiment.
         rec.expect_err();
@@ -61,8 +62,20 @@ fn connect_fails(
     });
     rec.note("the failed socket is closed; a socket whose connect() failed cannot be reused for another try");
     let closed = file::close(rec, fd);
+    let took = started.elapsed();
     let outcome = match r {
-        Err(e) if e.errno == expect => Ok(()),
+        Err(e) if e.errno == expect => {
+            if expect == Errno::EHOSTUNREACH
+                && dst.ip() != IpAddr::V4(NOBODY)
+                && took > Duration::from_millis(500)
+            {
+                rec.message(format!(
+                    "{:.1} s, not an instant: the router's ICMP answer to the first SYN came back so fast (a veth has no delay) that it found the socket still locked by connect() itself, so the kernel only noted a \"soft\" error and kept waiting; the SYN sent again 1 s later drew the ICMP that ended the handshake. On a real network the answer takes longer than the lock is held",
+                    took.as_secs_f64()
+                ));
+            }
+            Ok(())
+        }
         Err(e) if e.errno == Errno::EINTR => Err(e.into()),
         Err(e) => Err(Error::protocol(format!(
             "connect to {dst} failed with {:?}, not {expect:?} as expected",
@@ -92,7 +105,7 @@ pub fn unreachable(rec: &mut Recorder, topo: &mut Topology) -> Result<()> {
         None,
         Errno::EHOSTUNREACH,
         "waiting for the handshake",
-        &format!("EHOSTUNREACH at once: the router's ICMP \"host unreachable\" (from {router}) ended the handshake — the kernel turns that ICMP code into this errno"),
+        &format!("EHOSTUNREACH: the router's ICMP \"host unreachable\" (from {router}) ended the handshake — the kernel turns that ICMP code into this errno"),
     )?;
     let r = ping(rec, gone, 1, None, 56);
     ping_unanswered(rec, r)?;

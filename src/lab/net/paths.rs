@@ -57,7 +57,7 @@ pub(super) fn ping(
             interval: 0.2,
             size,
             ttl,
-            timeout: 1.0,
+            timeout: 3.0,
             ..ping::PingOptions::default()
         },
     )?;

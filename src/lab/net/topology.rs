@@ -288,12 +288,25 @@ impl Topology {
             _ => return Err(Error::protocol("the hosts are not running")),
         };
         self.enter(rec, Host::Router)?;
-        let mut nl = Rtnl::open(rec, "the router")?;
-        let r = router(rec, &mut nl, client, server);
-        let closed = nl.close(rec);
+        // The router's socket stays open while the others are configured:
+        // it keeps talking to the router's namespace wherever this process is.
+        let mut router_nl = Rtnl::open(rec, "the router")?;
+        let r = router(rec, &mut router_nl, client, server)
+            .and_then(|()| forwarding(rec))
+            .and_then(|()| self.end_hosts(rec))
+            .and_then(|()| router_nl.await_running(rec, ROUTER_ETH0.name))
+            .and_then(|()| router_nl.await_running(rec, ROUTER_ETH1.name));
+        let closed = router_nl.close(rec);
         r?;
         closed?;
-        forwarding(rec)?;
+        rec.message(format!(
+            "the topology is up: client {} — {} router {} — {} server (MTU {SERVER_LINK_MTU} on the router–server link)",
+            CLIENT_ETH0.v4, ROUTER_ETH0.v4, ROUTER_ETH1.v4, SERVER_ETH0.v4
+        ));
+        Ok(())
+    }
+
+    fn end_hosts(&mut self, rec: &mut Recorder) -> Result<()> {
         for (host, iface, gw) in [
             (Host::Client, CLIENT_ETH0, ROUTER_ETH0),
             (Host::Server, SERVER_ETH0, ROUTER_ETH1),
@@ -306,10 +319,6 @@ impl Topology {
             r?;
             closed?;
         }
-        rec.message(format!(
-            "the topology is up: client {} — {} router {} — {} server (MTU {SERVER_LINK_MTU} on the router–server link)",
-            CLIENT_ETH0.v4, ROUTER_ETH0.v4, ROUTER_ETH1.v4, SERVER_ETH0.v4
-        ));
         Ok(())
     }
 
