@@ -30,8 +30,11 @@ pub fn clone_flags(flags: i32) -> String {
             rest &= !bit;
         }
     }
-    if rest != 0 || parts.is_empty() {
+    if rest != 0 {
         parts.push(format!("{rest:#x}"));
+    }
+    if parts.is_empty() {
+        return "0".into();
     }
     parts.join("|")
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::util::{
-    self, is_root, leaked_fds, run, run_as_nobody, run_cmd, skip, spawn, unreaped_children, Run,
+    self, is_root, leaked_fds, run, run_cmd, run_unprivileged, skip, spawn, unreaped_children, Run,
 };
 
 const LIMIT: Duration = Duration::from_secs(90);
@@ -20,7 +20,9 @@ fn runs(test: &str, args: &[&str]) -> Vec<(&'static str, Run)> {
     full.extend_from_slice(args);
     let mut out = vec![(if is_root() { "root" } else { "user" }, run(&full, LIMIT))];
     if is_root() {
-        if let Some(r) = run_as_nobody(test, &full, LIMIT) {
+        // An unprivileged uid of its own (not nobody, whose process count
+        // another test limits with RLIMIT_NPROC).
+        if let Some(r) = run_unprivileged(test, "65531", "65531", &full, LIMIT) {
             out.push(("nobody", r));
         }
     }

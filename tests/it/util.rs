@@ -697,14 +697,27 @@ pub fn strace_crosscheck(test: &str, args: &[&str], limit: Duration) -> Option<R
 /// checking what an unprivileged user sees. `None` (with a skip) unless
 /// root and setpriv are there to make the switch.
 pub fn run_as_nobody(test: &str, args: &[&str], limit: Duration) -> Option<Run> {
+    run_unprivileged(test, "nobody", "nogroup", args, limit)
+}
+
+/// As [`run_as_nobody`], as any user and group (names or numbers): a uid
+/// of its own keeps a test's processes out of another test's
+/// RLIMIT_NPROC count for nobody.
+pub fn run_unprivileged(
+    test: &str,
+    user: &str,
+    group: &str,
+    args: &[&str],
+    limit: Duration,
+) -> Option<Run> {
     if !is_root() || !have_tool("setpriv") {
         skip(test, "needs root and setpriv to switch to user nobody");
         return None;
     }
     let mut cmd = Command::new("setpriv");
     cmd.args([
-        "--reuid=nobody",
-        "--regid=nogroup",
+        &format!("--reuid={user}"),
+        &format!("--regid={group}"),
         "--clear-groups",
         "--inh-caps=-all",
     ])
