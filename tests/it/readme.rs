@@ -146,8 +146,20 @@ fn normalise(text: &str) -> Vec<String> {
             }
         }
     }
+    // The directory the run started in (the errata's getcwd) is wherever
+    // the repository is checked out.
+    let cwd = text
+        .split("getcwd(\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .filter(|c| c.len() > 1)
+        .map(str::to_string);
     text.lines()
         .map(|line| {
+            let line = match &cwd {
+                Some(c) => line.replace(c.as_str(), "CWD"),
+                None => line.to_string(),
+            };
             // Names a run makes for itself (ipclab-PID-NANOS: its temp dir,
             // /dev/shm object, abstract socket name) before the pids go.
             let mut l = run_names(line.trim_end());
@@ -165,6 +177,8 @@ fn normalise(text: &str) -> Vec<String> {
             l = cut(&l, "pipe:[", "]", "pipe:[N]");
             // A socket path's length in sockaddr_un grows with the pid's digits.
             l = number_after(&l, "sun_path=\"/tmp/ipclab-DIR\"}, ", "LEN");
+            // getcwd returns the path's length, which depends on it too.
+            l = number_after(&l, "getcwd(\"CWD\", 4096) = ", "LEN");
             l = addresses(&l);
             l = autobind(&l);
             // A socket file's mode is 0777 less the umask of whoever runs.
