@@ -9,6 +9,7 @@ pub mod errno;
 pub mod event;
 pub mod human;
 pub mod json;
+pub mod table;
 
 pub use event::Event;
 
@@ -35,6 +36,7 @@ pub struct Output {
     broken: bool,
     /// The first write error other than EPIPE (ENOSPC on /dev/full, say).
     failed: Option<std::io::Error>,
+    muted: bool,
 }
 
 impl Output {
@@ -44,6 +46,7 @@ impl Output {
             human: human::Human::with(opts),
             broken: false,
             failed: None,
+            muted: false,
         }
     }
 
@@ -57,8 +60,13 @@ impl Output {
         self.broken
     }
 
+    /// Shows nothing more from this process (a bench's own server).
+    pub fn mute(&mut self) {
+        self.muted = true;
+    }
+
     pub fn emit(&mut self, ev: &Event<'_>) {
-        if self.broken || self.failed.is_some() {
+        if self.muted || self.broken || self.failed.is_some() {
             return;
         }
         let block = if self.json {

@@ -112,6 +112,11 @@ fn text(r: &Run) -> String {
     r.messages().join("\n")
 }
 
+/// The captured frames' lines (`sniff -e` style: time, direction, MACs).
+fn frame_lines(t: &str) -> Vec<&str> {
+    t.lines().filter(|l| l.contains(", ethertype ")).collect()
+}
+
 fn connect_errno(r: &Run, ip: &str) -> Option<String> {
     r.steps()
         .into_iter()
@@ -143,18 +148,24 @@ fn net_arp_shows_who_has_and_is_at_with_the_veths_macs() {
             "{req}"
         );
         assert!(req.contains("nla_type=IFLA_NET_NS_PID}"), "{req}");
-        // ...in the ARP frames on the wire: who-has from the client's, is-at from the router's...
+        // ...in the ARP frames on the wire (tcpdump -e lines: the capture
+        // keeps ARP only): who-has from the client's, is-at from the router's...
         let t = text(&r);
-        let arp: Vec<&str> = t.lines().filter(|l| l.contains("ARP")).collect();
+        let frames = frame_lines(&t);
+        assert_eq!(frames.len(), 2, "{label}: the `arp` filter: {frames:?}");
         assert!(
-            arp.iter()
-                .any(|l| l.contains("02:00:c0:00:02:02 > ff:ff:ff:ff:ff:ff")),
-            "{label}: who-has: {arp:?}"
+            frames[0].contains(
+                "Out 02:00:c0:00:02:02 > ff:ff:ff:ff:ff:ff, ethertype ARP (0x0806), length 42: \
+                 Request who-has 192.0.2.1 tell 192.0.2.2, length 28"
+            ),
+            "{label}: who-has: {frames:?}"
         );
         assert!(
-            arp.iter()
-                .any(|l| l.contains("02:00:c0:00:02:01 > 02:00:c0:00:02:02")),
-            "{label}: is-at: {arp:?}"
+            frames[1].contains(
+                "In  02:00:c0:00:02:01 > 02:00:c0:00:02:02, ethertype ARP (0x0806), length 42: \
+                 Reply 192.0.2.1 is-at 02:00:c0:00:02:01, length 28"
+            ),
+            "{label}: is-at: {frames:?}"
         );
         // ...and in the kernel's neighbour table (RTM_GETNEIGH).
         let neigh = r
@@ -177,16 +188,31 @@ fn net_arp_shows_who_has_and_is_at_with_the_veths_macs() {
 }
 
 #[test]
-fn net_tcp_and_udp_cross_the_router_with_ttl_63() {
-    for (exp, proto) in [("tcp", "TCP"), ("udp", "UDP")] {
+fn net_tcp_and_udp_cross_the_router_which_rewrites_the_macs() {
+    // On the server's eth0, the client's packets come from the router's
+    // MAC (02:00:c6:33:64:01) with the client's own IP address.
+    for (exp, first) in [("tcp", "Flags [S], seq"), ("udp", "UDP, length 14")] {
         for (label, r) in runs("net_tcp_udp", &[exp]) {
             common(label, &r);
             let t = text(&r);
             assert!(t.contains("reply"), "{label} {exp}: {t}");
+            let frames = frame_lines(&t);
+            assert_eq!(frames.len(), 3, "{label} {exp}: {frames:?}");
             assert!(
-                t.lines()
-                    .any(|l| l.contains("192.0.2.2 > 198.51.100.2 ttl 63") && l.contains(proto)),
-                "{label} {exp}: the client's packets arrive with TTL 63: {t}"
+                frames.iter().all(|l| l.contains("ethertype IPv4 (0x0800)")
+                    && (l.contains(": 192.0.2.2.") || l.contains(" > 192.0.2.2."))
+                    && l.contains("198.51.100.2.8989")),
+                "{label} {exp}: only the experiment's traffic: {frames:?}"
+            );
+            assert!(
+                frames[0].contains("In  02:00:c6:33:64:01 > 02:00:c6:33:64:02, ethertype IPv4")
+                    && frames[0].contains(": 192.0.2.2.")
+                    && frames[0].contains(&format!("> 198.51.100.2.8989: {first}")),
+                "{label} {exp}: {frames:?}"
+            );
+            assert!(
+                frames[1].contains("Out 02:00:c6:33:64:02 > 02:00:c6:33:64:01"),
+                "{label} {exp}: the answer goes back to the router: {frames:?}"
             );
             if exp == "tcp" {
                 let accept = r
@@ -294,13 +320,21 @@ fn net_mtu_fragments_and_fragmentation_needed() {
     for (label, r) in runs("net_mtu", &["mtu"]) {
         common(label, &r);
         let t = text(&r);
-        // Fragments: IPv4 frames from the client with no UDP header decoded.
-        let frags = t
-            .lines()
-            .filter(|l| l.contains("IPv4 192.0.2.2 > 198.51.100.2 ttl 63") && !l.contains("UDP"))
-            .count();
-        assert!(frags >= 2, "{label}: fragments seen: {t}");
-        assert!(t.contains("len 1276"), "{label}: 1280-byte link: {t}");
+        // Fragments: frames from the client with no UDP header decoded
+        // (tcpdump's `ip-proto-17`), kept by the filter `udp`; those that
+        // fill the 1280-byte link are 1276-byte packets, 1290-byte frames.
+        let frames = frame_lines(&t);
+        let frags: Vec<&&str> = frames
+            .iter()
+            .filter(|l| l.contains(": 192.0.2.2 > 198.51.100.2: ip-proto-17"))
+            .collect();
+        assert!(frags.len() >= 2, "{label}: fragments seen: {frames:?}");
+        assert!(
+            frames
+                .iter()
+                .any(|l| l.contains("In  02:00:c6:33:64:01 > 02:00:c6:33:64:02, ethertype IPv4 (0x0800), length 1290: 192.0.2.2 > 198.51.100.2:")),
+            "{label}: 1280-byte link: {frames:?}"
+        );
         // The server still reads the whole datagram, reassembled.
         assert!(
             r.steps()

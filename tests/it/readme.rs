@@ -146,13 +146,13 @@ fn normalise(text: &str) -> Vec<String> {
             }
         }
     }
-    // The directory the run started in (the errata's getcwd) is wherever
-    // the repository is checked out.
+    // The working directory (getcwd, chdir back) is wherever the run was
+    // made: the checkout's folder differs between machines and worktrees.
     let cwd = text
         .split("getcwd(\"")
         .nth(1)
         .and_then(|r| r.split('"').next())
-        .filter(|c| c.len() > 1)
+        .filter(|p| p.len() > 1)
         .map(str::to_string);
     text.lines()
         .map(|line| {
@@ -163,6 +163,14 @@ fn normalise(text: &str) -> Vec<String> {
             // Names a run makes for itself (ipclab-PID-NANOS: its temp dir,
             // /dev/shm object, abstract socket name) before the pids go.
             let mut l = run_names(line.trim_end());
+            if let Some(c) = &cwd {
+                l = l.replace(&format!("\"{c}\""), "\"CWD\"");
+                if let Some(i) = l.find("getcwd(\"CWD\", 4096) = ") {
+                    let start = i + "getcwd(\"CWD\", 4096) = ".len();
+                    let n = l[start..].chars().take_while(char::is_ascii_digit).count();
+                    l.replace_range(start..start + n, "N");
+                }
+            }
             if l.starts_with(' ') {
                 l = format!("    {}", l.trim_start());
             }
@@ -331,8 +339,24 @@ fn cut(line: &str, start: &str, end: &str, with: &str) -> String {
 }
 
 /// An excerpt line with what changes from run to run blurred: numbers (ids,
-/// checksums, sequence numbers, RTTs) become N and byte strings "S".
+/// checksums, sequence numbers, RTTs) and the bytes of a hex dump (`3e`,
+/// `c0`) become N, byte strings "S".
 fn loose(line: &str) -> String {
+    let hex_byte = |w: &str| {
+        w.len() == 2
+            && w.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    // A run of hex bytes is one N: a dump line's length varies too (a
+    // machine name with a 5-digit pid is a byte longer than with 4).
+    let mut words: Vec<&str> = Vec::new();
+    for w in line.split(' ') {
+        let w = if hex_byte(w) { "N" } else { w };
+        if !(w == "N" && words.last() == Some(&"N")) {
+            words.push(w);
+        }
+    }
+    let line = words.join(" ");
     let mut out = String::with_capacity(line.len());
     let mut chars = line.chars().peekable();
     while let Some(c) = chars.next() {

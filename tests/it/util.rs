@@ -540,6 +540,7 @@ pub const INTERESTING: &[&str] = &[
     "sendmsg",
     "recvmsg",
     "setsockopt",
+    "getsockopt",
     "getsockname",
     "getpeername",
     "getsockopt",
@@ -564,7 +565,14 @@ pub const INTERESTING: &[&str] = &[
     "setgroups",
     "setns",
     "unshare",
+    "ftruncate",
     "exit_group",
+    "fsync",
+    "rename",
+    "renameat",
+    "renameat2",
+    "geteuid",
+    "getegid",
 ];
 
 /// Whether an `INTERESTING` call strace saw is the experiment's and not the
@@ -597,18 +605,131 @@ pub fn strace_crosscheck(test: &str, args: &[&str], limit: Duration) -> Option<R
     }
     let dir = TempDir::new("strace");
     let log = dir.path().join("strace.log");
+    let run = run_cmd(&mut strace_cmd(&log, args), limit);
+    let text = std::fs::read_to_string(&log).expect("strace log");
+    // With `-e trace=…` steps are hidden on purpose, and `bench` runs its
+    // measured loops untraced on purpose: no reverse check for either.
+    let reverse = !args.contains(&"-e") && !args.contains(&"bench");
+    check_against_strace(test, &run, &text, reverse);
+    Some(run)
+}
+
+/// `strace -f -qq -o LOG ipclab --format json ARGS`.
+fn strace_cmd(log: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new("strace");
     cmd.arg("-f")
         .arg("-qq")
         .arg("-o")
-        .arg(&log)
+        .arg(log)
         .arg(env!("CARGO_BIN_EXE_ipclab"))
         .arg("--format")
         .arg("json")
         .args(args);
-    let run = run_cmd(&mut cmd, limit);
+    cmd
+}
+
+/// As [`strace_crosscheck`], for a server: once it has printed its
+/// getsockname step and then a line containing `ready` (it serves),
+/// `during` runs with that address; then the server is sent SIGTERM (it
+/// is expected to exit 143) and the run is checked.
+pub fn strace_crosscheck_server(
+    test: &str,
+    args: &[&str],
+    limit: Duration,
+    ready: &str,
+    during: impl FnOnce(std::net::SocketAddr),
+) -> Option<Run> {
+    use std::io::BufRead;
+    if !have_tool("strace") {
+        skip(test, "needs strace (apt-get install strace)");
+        return None;
+    }
+    let dir = TempDir::new("strace");
+    let log = dir.path().join("strace.log");
+    let mut spawned = spawn_cmd(&mut strace_cmd(&log, args));
+    let child = spawned.child.as_mut().expect("running");
+    let out = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (pid, addr) = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("{test}: no getsockname step: {lines:?}"));
+        lines.push(line.clone());
+        let v: Value = serde_json::from_str(&line).expect("JSON");
+        if v["syscall"] == "getsockname" {
+            let sa = v["args"][1].as_str().expect("sockaddr");
+            let port: u16 = sa
+                .split("htons(")
+                .nth(1)
+                .and_then(|r| r.split(')').next())
+                .and_then(|p| p.parse().ok())
+                .expect("port");
+            let ip = sa.split('"').nth(1).expect("ip").parse().expect("ip");
+            break (
+                v["pid"].as_i64().expect("pid"),
+                std::net::SocketAddr::new(ip, port),
+            );
+        }
+    };
+    /// SIGKILLs the traced ipclab unless the check got to stop it: killing
+    /// strace alone (as dropping `spawned` does) would leave it running.
+    struct Tracee(i64, bool);
+    impl Drop for Tracee {
+        fn drop(&mut self) {
+            if !self.1 {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &self.0.to_string()])
+                    .status();
+            }
+        }
+    }
+    let mut tracee = Tracee(pid, false);
+    while !lines.last().is_some_and(|l| l.contains(ready)) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("{test}: never printed {ready:?}: {lines:?}"));
+        lines.push(line);
+    }
+    during(addr);
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    tracee.1 = true;
+    let mut child = spawned.child.take().expect("running");
+    let status = wait_exit(&mut child, limit, test);
+    let _ = reader.join();
+    lines.extend(rx.try_iter());
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
+    }
+    let mut stdout = lines.join("\n");
+    stdout.push('\n');
+    let run = Run {
+        status,
+        stdout,
+        stderr,
+    };
     let text = std::fs::read_to_string(&log).expect("strace log");
-    let traced = parse_strace(&text);
+    check_against_strace(test, &run, &text, true);
+    Some(run)
+}
+
+/// Checks a finished run's JSON steps against the strace log of it; with
+/// `reverse`, also that nothing interesting between steps went unprinted.
+fn check_against_strace(test: &str, run: &Run, text: &str, reverse: bool) {
+    let traced = parse_strace(text);
     let shared_maps: Vec<i64> = traced
         .values()
         .flatten()
@@ -665,8 +786,7 @@ pub fn strace_crosscheck(test: &str, args: &[&str], limit: Duration) -> Option<R
             }
         }
         matched_idx.reverse();
-        // With `-e trace=…` steps are hidden on purpose: no reverse check.
-        if args.contains(&"-e") {
+        if !reverse {
             continue;
         }
         // Reverse direction: nothing interesting in between went unprinted.
@@ -688,7 +808,6 @@ pub fn strace_crosscheck(test: &str, args: &[&str], limit: Duration) -> Option<R
             );
         }
     }
-    Some(run)
 }
 
 // ------------------------------------------------------------ privileges

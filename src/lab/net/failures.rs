@@ -162,7 +162,9 @@ pub fn mtu(rec: &mut Recorder, topo: &mut Topology) -> Result<()> {
         rec,
         topo,
         vec![big, b"q".to_vec()],
-        (16, Duration::from_millis(1500)),
+        // `udp` alone: a later fragment has no UDP header, hence no port,
+        // but its IP header still says protocol 17.
+        ("udp", 16, Duration::from_millis(1500)),
         &format!(
             "a 3000-byte datagram does not fit the client's 1500-byte link: the client's kernel cuts it into 3 fragments; the router's link to the server takes {SERVER_LINK_MTU}, so the router cuts the two big ones again — the capture on the server's eth0 shows 5 fragments, and recvfrom() still returns 3000 bytes, reassembled"
         ),

@@ -73,7 +73,7 @@ impl Experiment {
     pub fn title(self) -> &'static str {
         match self {
             Experiment::Arp => "the client's first packet to the router: ARP who-has / is-at with real MACs, then the neighbour entry",
-            Experiment::Tcp => "the seed's TCP repeater, server on `server`, client on `client`: the handshake crosses the router, TTL arrives as 63",
+            Experiment::Tcp => "the seed's TCP repeater, server on `server`, client on `client`: the handshake crosses the router, which rewrites the MAC addresses, not the IP ones",
             Experiment::Udp => "the seed's UDP repeater across the router",
             Experiment::Ttl => "ping across the router (ttl=63), then with TTL 1: Time Exceeded from the router",
             Experiment::Unreachable => "unreachable, prohibited, and nobody home: three ways connect() gets EHOSTUNREACH",
@@ -122,6 +122,8 @@ impl NetConfig {
             ));
         }
         let userns = (!userns::privileged()).then(userns::Ids::current);
+        // The captures print times of day: load the zone before any step.
+        crate::os::local_offset();
         Ok(NetConfig {
             which,
             keep,
@@ -130,10 +132,10 @@ impl NetConfig {
     }
 }
 
-/// `ipclab net rpc`: the RPC lab is not built yet (exit 2).
+/// `ipclab net rpc`: the RPC lab across the hosts is not built yet (exit 2).
 pub fn rpc_missing() -> Error {
     Error::usage(
-        "net rpc: the RPC lab (`ipclab rpc`) is not built yet, so there is nothing to run across the hosts; try `ipclab net demo`",
+        "net rpc: the RPC lab across these hosts is not built yet; `ipclab rpc demo` runs it on one host, `ipclab net demo` runs every experiment here",
     )
 }
 
@@ -205,7 +207,7 @@ pub fn demo(rec: &mut Recorder, cfg: &NetConfig) -> Result<()> {
             syscalls: 0,
             failed: 0,
             provoked: 0,
-            result: "skipped: the RPC lab is not built yet".into(),
+            result: "skipped: the RPC lab across the hosts is not built yet".into(),
         });
         rec.section(
             "net teardown",

@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use super::rtnl::Rtnl;
 use super::spawn;
-use super::topology::{Host, Topology, CLIENT_ETH0, ROUTER_ETH0, SERVER_ETH0};
+use super::topology::{Host, Topology, CLIENT_ETH0, ROUTER_ETH0, ROUTER_ETH1, SERVER_ETH0};
 use crate::error::{Error, Result};
-use crate::lab::sniff::Capture;
+use crate::lab::sniff::{Capture, Show};
 use crate::lab::{ping, tcp, udp, wait};
+use crate::packet::filter::Filter;
+use crate::packet::frame::Style;
 use crate::packet::netlink::mac_text;
-use crate::packet::Proto;
 use crate::sys::file;
 use crate::sys::process::{self, Forked};
 use crate::trace::Recorder;
@@ -20,18 +21,33 @@ use crate::trace::Recorder;
 pub const PORT: u16 = 8989;
 
 /// Starts a capture worker on `iface` of the namespace this process is
-/// in: the packet socket is opened (and bound) here, before any traffic,
-/// so no frame is missed; the worker prints up to `count` frames for at
-/// most `timeout`. The only use of the sniff lab's API in `net`.
+/// in: the packet socket is opened (and bound, the `filter` expression
+/// attached) here, before any traffic, so no frame is missed; the worker
+/// prints up to `count` frames for at most `timeout`. Lines are as
+/// `ipclab sniff -e` prints them: with three hosts, the MAC addresses say
+/// which hop a frame comes from. The only use of the sniff lab's API in `net`.
 pub(super) fn watch(
     rec: &mut Recorder,
     iface: &str,
-    proto: Option<Proto>,
+    filter: &str,
     count: u32,
     timeout: Duration,
 ) -> Result<nix::unistd::Pid> {
-    let cap = Capture::open(rec, iface, proto)?;
-    let worker = spawn(rec, |rec| cap.capture(rec, count, timeout).map(drop));
+    let filter = Filter::new(filter).map_err(|e| Error::Protocol(e.0))?;
+    let cap = Capture::open(rec, iface, Some(filter))?;
+    let show = Show {
+        style: Style {
+            link: true,
+            absolute: false,
+        },
+        // Taken before the run's first step (NetConfig::new): no syscall here.
+        utc_offset: crate::os::local_offset(),
+        ..Show::default()
+    };
+    let worker = spawn(rec, |rec| {
+        let mut got = 0;
+        cap.capture(rec, Some(count), Some(timeout), &show, None, &mut got)
+    });
     rec.note(
         "the capture worker has its own copy of the packet socket; this one is not needed here",
     );
@@ -80,7 +96,7 @@ pub(super) fn ping_unanswered(rec: &mut Recorder, r: Result<()>) -> Result<()> {
 /// `net arp`.
 pub fn arp(rec: &mut Recorder, topo: &mut Topology) -> Result<()> {
     topo.enter(rec, Host::Client)?;
-    let watcher = watch(rec, "eth0", None, 8, Duration::from_millis(1500))?;
+    let watcher = watch(rec, "eth0", "arp", 2, Duration::from_millis(1500))?;
     rec.message(format!(
         "the client has never talked to {}: before the first IP packet can leave, ARP must find the router's MAC address (broadcast who-has, unicast is-at)",
         ROUTER_ETH0.v4
@@ -146,11 +162,18 @@ pub fn tcp(rec: &mut Recorder, topo: &mut Topology) -> Result<()> {
             return Err(e.into());
         }
     };
-    let watched = watch(rec, "eth0", Some(Proto::Tcp), 3, Duration::from_secs(3));
+    let watched = watch(
+        rec,
+        "eth0",
+        &format!("tcp port {PORT}"),
+        3,
+        Duration::from_secs(3),
+    );
     let side = watched.and_then(|watcher| {
         let talked = topo.enter(rec, Host::Client).and_then(|()| {
             rec.message(format!(
-                "the client connects to {addr}, two networks away: its default route sends the SYN to the router, which forwards it with the TTL one lower (the capture on the server's eth0 shows ttl 63)"
+                "the client connects to {addr}, two networks away: its default route sends the SYN to the router, which forwards it with the TTL one lower. On the server's eth0 the frames come from the router's MAC ({}) yet carry the client's own IP address: a router rewrites the link layer, not the addresses inside (no NAT here)",
+                mac_text(&ROUTER_ETH1.mac)
             ));
             tcp::client(
                 rec,
@@ -172,18 +195,22 @@ pub fn udp(rec: &mut Recorder, topo: &mut Topology) -> Result<()> {
         rec,
         topo,
         vec![b"hello over UDP".to_vec(), b"q".to_vec()],
-        (3, Duration::from_secs(3)),
-        "the datagram crosses the router like any IP packet: no handshake first; the capture on the server's eth0 shows it arriving with ttl 63",
+        (&format!("udp port {PORT}"), 3, Duration::from_secs(3)),
+        &format!(
+            "the datagram crosses the router like any IP packet, no handshake first: the capture on the server's eth0 shows it arriving from the router's MAC ({}), still from the client's IP address",
+            mac_text(&ROUTER_ETH1.mac)
+        ),
     )
 }
 
-/// A UDP repeater on the server, a capture on its eth0 (`frames`: count
-/// and time), and the UDP client on the client host sending `messages`.
+/// A UDP repeater on the server, a capture on its eth0 (`frames`: the
+/// filter expression, count and time), and the UDP client on the client
+/// host sending `messages`.
 pub(super) fn udp_exchange(
     rec: &mut Recorder,
     topo: &mut Topology,
     messages: Vec<Vec<u8>>,
-    frames: (u32, Duration),
+    frames: (&str, u32, Duration),
     why: &str,
 ) -> Result<()> {
     topo.enter(rec, Host::Server)?;
@@ -205,7 +232,7 @@ pub(super) fn udp_exchange(
             return Err(e.into());
         }
     };
-    let watched = watch(rec, "eth0", Some(Proto::Udp), frames.0, frames.1);
+    let watched = watch(rec, "eth0", frames.0, frames.1, frames.2);
     let side = watched.and_then(|watcher| {
         let talked = topo.enter(rec, Host::Client).and_then(|()| {
             rec.message(why);
