@@ -27,3 +27,4 @@ mod strace;
 mod tcp;
 mod udp;
 mod unix;
+mod userns;
