@@ -24,6 +24,7 @@ mod sniff;
 mod sniff_filter;
 mod sniff_pcap;
 mod strace;
+mod strace_parse;
 mod tcp;
 mod udp;
 mod unix;
