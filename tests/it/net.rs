@@ -320,7 +320,7 @@ fn net_mtu_fragments_and_fragmentation_needed() {
     for (label, r) in runs("net_mtu", &["mtu"]) {
         common(label, &r);
         let t = text(&r);
-        // Fragments: frames from the client with no UDP header decoded
+        // Later fragments: frames from the client with no UDP header
         // (tcpdump's `ip-proto-17`), kept by the filter `udp`; those that
         // fill the 1280-byte link are 1276-byte packets, 1290-byte frames.
         let frames = frame_lines(&t);
@@ -329,6 +329,13 @@ fn net_mtu_fragments_and_fragmentation_needed() {
             .filter(|l| l.contains(": 192.0.2.2 > 198.51.100.2: ip-proto-17"))
             .collect();
         assert!(frags.len() >= 2, "{label}: fragments seen: {frames:?}");
+        // The first fragment carries the UDP header, and with it the
+        // datagram's whole length (as tcpdump shows it).
+        assert!(
+            frames.iter().any(|l| l.contains("length 1290: 192.0.2.2.")
+                && l.contains("> 198.51.100.2.8989: UDP, length 3000")),
+            "{label}: the first fragment: {frames:?}"
+        );
         assert!(
             frames
                 .iter()
