@@ -91,10 +91,13 @@ pub enum Command {
     Shm(ShmArgs),
     /// Unix-domain sockets: demo, server, client, pair, pass-fd, cred
     Unix(UnixArgs),
-    /// ICMP echo over a raw socket, like ping(8) [needs root or CAP_NET_RAW; --dgram does not]
+    /// ICMP echo over a raw socket, like ping(8) [needs root or CAP_NET_RAW; --dgram and --userns do not]
     Ping(PingArgs),
-    /// Capture frames like tcpdump: AF_PACKET, BPF filters, pcap in and out [root or CAP_NET_RAW; -r, -d need neither]
+    /// Capture frames like tcpdump: AF_PACKET, BPF filters, pcap in and out [root or CAP_NET_RAW; -r, -d, --userns need neither]
     Sniff(SniffArgs),
+    /// A client, a router and a server in network namespaces: ARP, TTL,
+    /// unreachable hosts, timeouts, fragments [root, or a user namespace by itself]
+    Net(NetArgs),
     /// ONC RPC: the notes' remoteAdd, a portmapper as the matchmaker, call semantics
     Rpc(RpcArgs),
     /// What each mechanism costs: round trips and streams, load on echo servers, the price of tracing
@@ -260,6 +263,10 @@ pub struct PingArgs {
     /// Set no ICMP_FILTER: the raw socket then also gets our own requests on loopback
     #[arg(long)]
     pub no_filter: bool,
+    /// Run in a fresh user and network namespace of your own (loopback
+    /// only), where a raw socket needs no privilege
+    #[arg(long, conflicts_with = "dgram")]
+    pub userns: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -307,9 +314,46 @@ pub struct SniffArgs {
     /// Numbers, not names (ipclab never looks names up; taken for tcpdump's -n and -nn)
     #[arg(short = 'n', action = clap::ArgAction::Count)]
     pub numeric: u8,
+    /// Capture in a fresh user and network namespace of your own (only lo
+    /// there), where a packet socket needs no privilege
+    #[arg(long)]
+    pub userns: bool,
     /// Filter, as tcpdump's: `tcp and port 8989`, `host ::1`, `not (udp or icmp)` …
     #[arg(value_name = "EXPRESSION")]
     pub filter: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct NetArgs {
+    /// Which experiment (demo: all of them, on one topology)
+    #[arg(value_enum)]
+    pub experiment: NetExperiment,
+    /// Keep the hosts afterwards and print how to enter each (nsenter);
+    /// Enter or Ctrl-C takes them down [needs a terminal]
+    #[arg(long)]
+    pub keep: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NetExperiment {
+    /// Every experiment below, one section each
+    Demo,
+    /// The client's first packet: ARP who-has / is-at, then the neighbour entry
+    Arp,
+    /// The TCP repeater across the router, which rewrites MACs, not IP addresses
+    Tcp,
+    /// The UDP repeater across the router
+    Udp,
+    /// ping across the router, then with TTL 1: Time Exceeded
+    Ttl,
+    /// Unreachable and prohibited routes, a host nobody owns: EHOSTUNREACH
+    Unreachable,
+    /// A blackhole route: connect() times out (ETIMEDOUT)
+    Timeout,
+    /// MTU 1280: fragments, and "fragmentation needed"
+    Mtu,
+    /// The RPC lab across the hosts (not built yet)
+    Rpc,
 }
 
 #[derive(Debug, Args)]

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser};
 
 use ipclab::cli::{
-    BenchAction, Cli, Command, FifoAction, Format, RpcAction, SemanticsArg, ServerModel,
-    SniffProto, TcpAction, UdpAction, UnixAction,
+    BenchAction, Cli, Command, FifoAction, Format, NetExperiment, RpcAction, SemanticsArg,
+    ServerModel, SniffProto, TcpAction, UdpAction, UnixAction,
 };
 use ipclab::error::{Error, Result};
 use ipclab::lab::{self, fifo, ping, pipe, repeater, rpc, shm, sniff, tcp, udp, unix};
@@ -253,11 +253,32 @@ fn plan(command: Command) -> Result<Job> {
                 },
             )?;
             cfg.kernel_filter = !a.no_filter;
+            if a.userns {
+                let ids = ping::check_userns(&a.host)?;
+                // Root inside the namespace is this user outside: nothing to give back.
+                cfg.drop_privileges = false;
+                return single("ping", move |r| {
+                    lab::net::userns::private_loopback(r, ids, "--userns")?;
+                    ping::run(r, &cfg)
+                });
+            }
             single("ping", move |r| ping::run(r, &cfg))
         }
         Command::Sniff(a) => {
             let proto = a.proto.map(sniff_proto);
             let filter = sniff::build_filter(proto, &a.filter)?;
+            if a.userns {
+                if a.read.is_some() {
+                    return Err(Error::usage(
+                        "--userns and -r: reading a file captures nothing, so it needs no namespace; give one of the two",
+                    ));
+                }
+                if let Some(i) = a.iface.as_deref().filter(|i| *i != "lo") {
+                    return Err(Error::usage(format!(
+                        "--userns -i {i}: the new network namespace has only lo"
+                    )));
+                }
+            }
             let source = match (a.read, a.iface) {
                 (Some(_), Some(i)) => {
                     return Err(Error::usage(format!(
@@ -284,9 +305,20 @@ fn plan(command: Command) -> Result<Job> {
                 // Loads the time zone now, before the first step.
                 utc_offset: ipclab::os::local_offset(),
             };
-            let cfg = sniff::SniffConfig::new(source, a.count, filter, a.timeout, a.write, show)?;
+            let mut cfg =
+                sniff::SniffConfig::new(source, a.count, filter, a.timeout, a.write, show)?;
+            if a.userns {
+                // Root inside the namespace is this user outside: nothing to give back.
+                cfg.drop_privileges = false;
+                let ids = lab::net::userns::Ids::current();
+                return single("sniff", move |r| {
+                    lab::net::userns::private_loopback(r, ids, "--userns")?;
+                    sniff::run(r, &cfg)
+                });
+            }
             single("sniff", move |r| sniff::run(r, &cfg))
         }
+        Command::Net(a) => plan_net(a.experiment, a.keep),
         Command::Rpc(a) => plan_rpc(a.action),
         Command::Bench(a) => plan_bench(a.action),
         Command::Errata { name } => {
@@ -439,6 +471,27 @@ fn plan_udp(action: UdpAction) -> Result<Job> {
             single("udp client", move |r| udp::client(r, &cfg))
         }
         UdpAction::Demo => single("udp demo", udp::demo),
+    }
+}
+
+fn plan_net(experiment: NetExperiment, keep: bool) -> Result<Job> {
+    use lab::net::{Experiment as E, NetConfig, Which};
+    let (which, name) = match experiment {
+        NetExperiment::Demo => (Which::Demo, "net demo"),
+        NetExperiment::Arp => (Which::One(E::Arp), "net arp"),
+        NetExperiment::Tcp => (Which::One(E::Tcp), "net tcp"),
+        NetExperiment::Udp => (Which::One(E::Udp), "net udp"),
+        NetExperiment::Ttl => (Which::One(E::Ttl), "net ttl"),
+        NetExperiment::Unreachable => (Which::One(E::Unreachable), "net unreachable"),
+        NetExperiment::Timeout => (Which::One(E::Timeout), "net timeout"),
+        NetExperiment::Mtu => (Which::One(E::Mtu), "net mtu"),
+        // The hook for the RPC lab: until `lab::rpc` exists, bad usage.
+        NetExperiment::Rpc => return Err(lab::net::rpc_missing()),
+    };
+    let cfg = NetConfig::new(which, keep)?;
+    match which {
+        Which::Demo => Ok(Box::new(move |r| lab::net::demo(r, &cfg))),
+        Which::One(_) => single(name, move |r| lab::net::run(r, &cfg)),
     }
 }
 

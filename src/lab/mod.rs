@@ -4,6 +4,7 @@ pub mod bench;
 pub mod errata;
 pub mod fifo;
 mod made;
+pub mod net;
 pub mod ping;
 pub mod pipe;
 pub mod privs;

@@ -15,6 +15,8 @@ pub mod fast;
 pub mod file;
 pub mod fs;
 pub mod mem;
+pub mod netlink;
+pub mod ns;
 pub mod packet;
 pub mod poll;
 pub mod process;

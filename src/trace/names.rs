@@ -333,6 +333,7 @@ pub fn socket_type(ty: i32) -> String {
 /// Protocol number → C name, given the family.
 pub fn protocol(af: i32, proto: i32) -> String {
     match (af, proto) {
+        (libc::AF_NETLINK, libc::NETLINK_ROUTE) => "NETLINK_ROUTE".into(),
         (_, libc::IPPROTO_TCP) if af != libc::AF_PACKET => "IPPROTO_TCP".into(),
         (_, libc::IPPROTO_UDP) if af != libc::AF_PACKET => "IPPROTO_UDP".into(),
         (_, libc::IPPROTO_ICMP) if af != libc::AF_PACKET => "IPPROTO_ICMP".into(),

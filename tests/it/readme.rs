@@ -156,6 +156,10 @@ fn normalise(text: &str) -> Vec<String> {
         .map(str::to_string);
     text.lines()
         .map(|line| {
+            let line = match &cwd {
+                Some(c) => line.replace(c.as_str(), "CWD"),
+                None => line.to_string(),
+            };
             // Names a run makes for itself (ipclab-PID-NANOS: its temp dir,
             // /dev/shm object, abstract socket name) before the pids go.
             let mut l = run_names(line.trim_end());
@@ -181,6 +185,8 @@ fn normalise(text: &str) -> Vec<String> {
             l = cut(&l, "pipe:[", "]", "pipe:[N]");
             // A socket path's length in sockaddr_un grows with the pid's digits.
             l = number_after(&l, "sun_path=\"/tmp/ipclab-DIR\"}, ", "LEN");
+            // getcwd returns the path's length, which depends on it too.
+            l = number_after(&l, "getcwd(\"CWD\", 4096) = ", "LEN");
             l = addresses(&l);
             l = autobind(&l);
             // A socket file's mode is 0777 less the umask of whoever runs.
@@ -334,7 +340,7 @@ fn cut(line: &str, start: &str, end: &str, with: &str) -> String {
 
 /// An excerpt line with what changes from run to run blurred: numbers (ids,
 /// checksums, sequence numbers, RTTs) and the bytes of a hex dump (`3e`,
-/// `c0`) become N, byte strings "S".
+/// `c0`) become N, byte strings "S", and an RTT with or without decimals.
 fn loose(line: &str) -> String {
     let hex_byte = |w: &str| {
         w.len() == 2
@@ -378,7 +384,9 @@ fn loose(line: &str) -> String {
             out.push(c);
         }
     }
-    out
+    // ping prints an RTT to 3 significant digits: `time=0.158 ms`, but
+    // `time=123 ms` on a busy machine.
+    out.replace("time=N.N ms", "time=N ms")
 }
 
 /// A JSON number after `key` (a time) becomes N.
@@ -467,6 +475,10 @@ fn pids_are_replaced_only_where_they_stand_alone() {
 
 #[test]
 fn run_names_addresses_and_autobind_names_are_normalised() {
+    assert_eq!(
+        loose("64 bytes from 198.51.100.2: icmp_seq=1 ttl=63 time=0.158 ms"),
+        loose("64 bytes from 198.51.100.2: icmp_seq=1 ttl=63 time=123 ms")
+    );
     assert_eq!(
         run_names("bind(3, {sun_path=@\"ipclab-1405-19c2bb2d\"}) /tmp/ipclab-7-0000abcd/sock"),
         "bind(3, {sun_path=@\"ipclab-N-X\"}) /tmp/ipclab-N-X/sock"

@@ -59,6 +59,19 @@ fn strace_agrees_with_every_erratum() {
 }
 
 #[test]
+fn strace_agrees_with_net_demo() {
+    // Hosts in network namespaces, setns, rtnetlink sendmsg/recvmsg, writes
+    // to /proc: every one a step, by the pid strace saw make it.
+    if let Some(run) = strace_crosscheck(
+        "strace_agrees_with_net_demo",
+        &["net", "demo"],
+        Duration::from_secs(120),
+    ) {
+        run.assert_ok();
+    }
+}
+
+#[test]
 fn strace_agrees_with_the_rpc_demo() {
     if let Some(run) = strace_crosscheck(
         "strace_agrees_with_the_rpc_demo",

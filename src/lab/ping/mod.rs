@@ -40,7 +40,21 @@ pub use report::format_rtt;
 
 /// The hint under an EPERM from a raw or packet socket.
 pub const RAW_HINT: &str = "needs root or CAP_NET_RAW; try sudo, \
-    `sudo setcap cap_net_raw+ep $(command -v ipclab)`, or --dgram (ping only)";
+    `sudo setcap cap_net_raw+ep $(command -v ipclab)`, --userns (a user and network \
+    namespace of your own, loopback only), or --dgram (ping only)";
+
+/// `--userns`: the namespace has only loopback, so HOST must be a loopback
+/// address (or a name, resolved later). Returns the ids to map.
+pub fn check_userns(host: &str) -> Result<crate::lab::net::userns::Ids> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        if !ip.is_loopback() {
+            return Err(Error::usage(format!(
+                "--userns {host}: the new network namespace has only loopback; give 127.0.0.1 (any 127.x.y.z) or ::1"
+            )));
+        }
+    }
+    Ok(crate::lab::net::userns::Ids::current())
+}
 
 /// Where to ping: a literal address, or a name for getaddrinfo.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -141,6 +141,8 @@ impl Decoder {
                     // names the protocol only.
                     let _ = write!(line, "{src} > {dst}: ip-proto-{}", h.protocol().0);
                     None
+                } else if h.more_fragments() {
+                    self.first_fragment(&mut line, ip.payload().payload, src, dst, h.protocol().0)
                 } else {
                     self.transport(&mut line, &p.transport, src, dst, h.protocol().0, plen)
                 }
@@ -186,6 +188,43 @@ impl Decoder {
             line,
             net: 14,
         }
+    }
+
+    /// The first fragment of an IPv4 packet: etherparse leaves its
+    /// transport header undecoded, tcpdump decodes it — TCP and ICMP as
+    /// usual, with this fragment's length; UDP with the length its header
+    /// gives, the whole datagram's.
+    fn first_fragment(
+        &mut self,
+        line: &mut String,
+        payload: &[u8],
+        src: IpAddr,
+        dst: IpAddr,
+        ip_proto: u8,
+    ) -> Option<Proto> {
+        let t = match ip_proto {
+            6 => etherparse::TcpSlice::from_slice(payload)
+                .ok()
+                .map(TransportSlice::Tcp),
+            1 => etherparse::Icmpv4Slice::from_slice(payload)
+                .ok()
+                .map(TransportSlice::Icmpv4),
+            17 if payload.len() >= 8 => {
+                let port = |i: usize| u16::from_be_bytes([payload[i], payload[i + 1]]);
+                let _ = write!(line, "{src}.{} > {dst}.{}: ", port(0), port(2));
+                match usize::from(port(4)) {
+                    ulen if ulen < 8 => {
+                        let _ = write!(line, "UDP, bad length {ulen} < 8");
+                    }
+                    ulen => {
+                        let _ = write!(line, "UDP, length {}", ulen - 8);
+                    }
+                }
+                return Some(Proto::Udp);
+            }
+            _ => None,
+        };
+        self.transport(line, &t, src, dst, ip_proto, payload.len())
     }
 
     fn transport(
@@ -341,6 +380,41 @@ mod tests {
         assert_eq!(
             decode(&arp_frame).line,
             "ARP, Request who-has 10.0.0.2 tell 10.0.0.1, length 28"
+        );
+    }
+
+    /// An IPv4 fragment from 192.0.2.2 to 198.51.100.2 (no checksum).
+    fn fragment(proto: u8, more: bool, offset: u16, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(&[0x08, 0x00, 0x45, 0]);
+        f.extend_from_slice(&(20 + payload.len() as u16).to_be_bytes());
+        f.extend_from_slice(&[0x12, 0x34]);
+        f.extend_from_slice(&((u16::from(more) << 13) | (offset / 8)).to_be_bytes());
+        f.extend_from_slice(&[64, proto, 0, 0, 192, 0, 2, 2, 198, 51, 100, 2]);
+        f.extend_from_slice(payload);
+        f
+    }
+
+    #[test]
+    fn first_fragments_are_decoded_as_tcpdump_does() {
+        // The lines tcpdump 4.99 -n prints for the same frames.
+        let mut udp = vec![0x9c, 0x40, 0x23, 0x1d, 0x0b, 0xc0, 0, 0];
+        udp.resize(1256, b'x');
+        assert_eq!(
+            decode(&fragment(17, true, 0, &udp)).line,
+            "IP 192.0.2.2.40000 > 198.51.100.2.8989: UDP, length 3000"
+        );
+        assert_eq!(
+            decode(&fragment(17, true, 1256, &udp)).line,
+            "IP 192.0.2.2 > 198.51.100.2: ip-proto-17"
+        );
+        let mut echo = vec![8, 0, 0, 0, 0, 7, 0, 1];
+        echo.resize(1256, b'y');
+        let f = decode(&fragment(1, true, 0, &echo));
+        assert_eq!(f.proto, Some(Proto::Icmp));
+        assert_eq!(
+            f.line,
+            "IP 192.0.2.2 > 198.51.100.2: ICMP echo request, id 7, seq 1, length 1256"
         );
     }
 
