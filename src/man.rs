@@ -96,6 +96,18 @@ fn extra(is_root: bool) -> Roff {
                 "each mistake in the notes' programs, shown by a real run",
             ),
             (
+                "ipclab rpc demo",
+                "remoteAdd over ONC RPC, then at-least-once, at-most-once and exactly-once across a crash",
+            ),
+            (
+                "ipclab -q bench ipc --svg ipc.svg",
+                "latency and bandwidth of every mechanism, and a chart",
+            ),
+            (
+                "ipclab bench echo --target 127.0.0.1:8989",
+                "load any echo server, every reply byte checked",
+            ),
+            (
                 "ipclab --diagram pipe.svg pipe",
                 "the pipe lab, and its sequence diagram: a lane per process, arrows for the bytes",
             ),

@@ -497,3 +497,37 @@ pub fn step_prompt(c: &Counters, pid: i32, call: &str) -> StepAnswer {
     lock.store(0, Ordering::SeqCst);
     answer.unwrap_or(StepAnswer::StopPausing)
 }
+
+// ------------------------------------------------------------------ time
+
+/// This machine's offset from UTC at `secs` since the epoch, in seconds
+/// east (`tm_gmtoff` of localtime_r(3)), for printing times of day as
+/// tcpdump does. The first call loads the time zone (glibc reads
+/// /etc/localtime: openat, read, close); call it before the first step, so
+/// those reads happen outside the trace. 0 if the zone cannot be had.
+pub fn utc_offset(secs: i64) -> i64 {
+    let t: libc::time_t = secs;
+    let mut tm = std::mem::MaybeUninit::<libc::tm>::uninit();
+    // SAFETY: `t` and `tm` are live locals; localtime_r writes only into
+    // `tm` and returns NULL, leaving it unset, when it fails.
+    let r = unsafe { libc::localtime_r(&t, tm.as_mut_ptr()) };
+    if r.is_null() {
+        return 0;
+    }
+    // SAFETY: localtime_r returned non-NULL, so it filled `tm`.
+    unsafe { tm.assume_init() }.tm_gmtoff
+}
+
+/// [`utc_offset`] now, taken once per process and kept: call it before the
+/// first step (`main` does for the commands that print times of day), and
+/// later calls make no syscall.
+pub fn local_offset() -> i64 {
+    use std::sync::OnceLock;
+    static OFFSET: OnceLock<i64> = OnceLock::new();
+    *OFFSET.get_or_init(|| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        utc_offset(now)
+    })
+}

@@ -21,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
     let f = frame::decode(data);
     assert!(!f.line.is_empty());
     for p in [Proto::Tcp, Proto::Udp, Proto::Icmp] {
-        let _ = filter::run(&filter::program(p), data);
+        let _ = filter::run(&filter::Filter::new(filter::proto_expr(p)).expect("compiles").program, data, data.len());
     }
     let _ = icmp::checksum(data);
 });

@@ -194,6 +194,11 @@ struct SummaryRow {
     result: String,
 }
 
+/// The line types drawn or used by the diagram.
+const KNOWN: &[&str] = &[
+    "syscall", "waiting", "message", "section", "fds", "signal", "exit", "summary",
+];
+
 /// Reads a run's JSON lines. Errors name the line.
 pub fn parse(text: &str) -> Result<Vec<Record>, String> {
     let mut out = Vec::new();
@@ -205,6 +210,13 @@ pub fn parse(text: &str) -> Result<Vec<Record>, String> {
         let value: serde_json::Value = serde_json::from_str(line).map_err(|e| {
             format!("line {n} is not JSON ({e}); give the output of `ipclab --format json …`")
         })?;
+        let ty = value.get("type").and_then(serde_json::Value::as_str);
+        // A `table` (bench's measurements), `counts` (-c) or a later
+        // version's type is no step and nothing drawn: skipped before its
+        // fields are read, whatever they hold.
+        if ty.is_some_and(|t| !KNOWN.contains(&t)) {
+            continue;
+        }
         let head: Line = serde_json::from_value(value.clone())
             .map_err(|e| format!("line {n} is not an ipclab JSON line ({e})"))?;
         let rec = match head.ty.as_str() {
@@ -267,6 +279,8 @@ mod tests {
             r#"{"type":"syscall","seq":5,"pid":7,"syscall":"write","args":["4","\"hi\"","2"],"ret":2,"errno":null,"elapsed_us":3,"t_us":10,"objects":[{"fd":4,"object":"pipe:[9]"}]}"#,
             "\n\n",
             r#"{"type":"from-the-future","x":1}"#,
+            "\n",
+            r#"{"type":"table","name":"t","title":"x","rows":[{"lab":1,"result":null,"pid":"p"}],"notes":[]}"#,
             "\n",
             r#"{"type":"syscall","seq":6,"pid":7,"syscall":"write","args":["4"],"ret":-1,"errno":"EPIPE","elapsed_us":1}"#,
             "\n",

@@ -1,12 +1,15 @@
 //! One module per subcommand. Experiments call `sys` and never print.
 
+pub mod bench;
 pub mod errata;
 pub mod fifo;
 mod made;
+pub mod net;
 pub mod ping;
 pub mod pipe;
 pub mod privs;
 pub mod repeater;
+pub mod rpc;
 pub mod shm;
 pub mod sniff;
 pub mod tcp;

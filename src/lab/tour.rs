@@ -2,7 +2,10 @@
 //! in one command, section by section, then a summary table.
 
 use crate::error::{Error, Result};
-use crate::lab::{errata, fifo, ping, pipe, run_section, shm, sniff, tcp, udp, unix};
+use crate::lab::{
+    child_exit, errata, fifo, net, ping, pipe, rpc, run_section, shm, sniff, tcp, udp, unix, wait,
+};
+use crate::sys::process::{self, Forked};
 use crate::trace::{Recorder, SummaryRow};
 
 /// One section of the tour.
@@ -172,6 +175,21 @@ fn labs() -> Vec<Section> {
             run: udp::demo,
         },
         Section {
+            name: "rpc demo",
+            title: "the notes' remoteAdd over ONC RPC with a matchmaker; INCR under loss and a crash: at-least-once, at-most-once, exactly-once",
+            skip: never,
+            run: |r| {
+                // Fewer calls than `ipclab rpc demo`; seed 8 still shows
+                // every effect with 4.
+                let cfg = rpc::DemoConfig {
+                    loss: 0.3,
+                    seed: 8,
+                    calls: 4,
+                };
+                rpc::demo::run(r, &cfg)
+            },
+        },
+        Section {
             name: "ping",
             title: "raw ICMP echo to 127.0.0.1: checksums, sequence numbers, TTL, kernel-timestamped RTTs",
             skip: needs_cap_net_raw,
@@ -186,28 +204,114 @@ fn labs() -> Vec<Section> {
     ]
 }
 
-/// The sections with, for each, why it is skipped here (if it is). Decided
-/// before the run's first step, so the probe's reads of /proc (not lab
-/// steps) never fall between two steps.
-pub fn plan() -> Vec<(Section, Option<String>)> {
+/// How a section runs here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// As it is.
+    Direct,
+    /// In a child, inside a user and network namespace of its own (no
+    /// CAP_NET_RAW here, but user namespaces are allowed).
+    Userns(net::userns::Ids),
+    /// Not at all, for this reason.
+    Skip(String),
+}
+
+/// Whether this user may make user namespaces, as far as the settings
+/// readable before the run tell (user.max_user_namespaces above 0, and
+/// kernel.unprivileged_userns_clone not 0 where it exists).
+fn userns_refused() -> Option<String> {
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .ok()
+            .map(|s| s.trim().to_string())
+    };
+    if read("/proc/sys/user/max_user_namespaces").as_deref() == Some("0") {
+        return Some("user.max_user_namespaces = 0".into());
+    }
+    if read("/proc/sys/kernel/unprivileged_userns_clone").as_deref() == Some("0") {
+        return Some("kernel.unprivileged_userns_clone = 0".into());
+    }
+    None
+}
+
+/// The sections with, for each, how it runs here. Decided before the
+/// run's first step, so the probe's reads of /proc (not lab steps) never
+/// fall between two steps.
+pub fn plan() -> Vec<(Section, Mode)> {
     sections()
         .into_iter()
         .map(|s| {
-            let why = (s.skip)();
-            (s, why)
+            let mode = match (s.skip)() {
+                None => Mode::Direct,
+                Some(why) => match userns_refused() {
+                    None => Mode::Userns(net::userns::Ids::current()),
+                    Some(setting) => Mode::Skip(format!(
+                        "{why}; a user namespace would do, but {setting} refuses them"
+                    )),
+                },
+            };
+            (s, mode)
         })
         .collect()
 }
 
+/// A Ctrl-C that a section caught (and perhaps reported as its own
+/// failure) still means: stop the tour. Counts a failed section.
+fn stop_after(result: Result<()>, failed: &mut usize) -> Option<i32> {
+    match result {
+        Err(Error::Interrupted(sig)) => Some(sig),
+        Err(_) => {
+            *failed += 1;
+            crate::sys::signal::stop_pending()
+        }
+        Ok(()) => crate::sys::signal::stop_pending(),
+    }
+}
+
+/// Runs `run` in a child that first makes a user and network namespace
+/// of its own (loopback up); the tour's own process stays where it is.
+fn in_userns(
+    rec: &mut Recorder,
+    ids: net::userns::Ids,
+    run: fn(&mut Recorder) -> Result<()>,
+) -> Result<()> {
+    let child = match process::fork(rec)? {
+        Forked::Child => child_exit(rec, move |rec| {
+            net::userns::private_loopback(
+                rec,
+                ids,
+                "no CAP_NET_RAW here, so this section runs in a user and network namespace of its own",
+            )?;
+            run(rec)
+        }),
+        Forked::Parent { child } => child,
+    };
+    wait::finish(rec, child, Ok(())).and_then(wait::expect_exit_0)
+}
+
 /// Runs the tour; fails (exit 1) if any section failed.
-pub fn run(rec: &mut Recorder, plan: Vec<(Section, Option<String>)>) -> Result<()> {
-    if plan.iter().any(|(_, why)| why.is_some()) {
+pub fn run(rec: &mut Recorder, plan: Vec<(Section, Mode)>) -> Result<()> {
+    if plan.iter().any(|(_, mode)| *mode != Mode::Direct) {
         rec.message("privileges read from /proc/self/status (CapEff) before the first section; that read is not a lab step");
     }
     let mut rows = Vec::new();
     let mut failed = 0;
-    for (s, skip) in plan {
-        if let Some(why) = skip {
+    for (s, mode) in plan {
+        if let Mode::Userns(ids) = mode {
+            let title = format!(
+                "{} — in a user and network namespace of its own (ipclab --userns): no CAP_NET_RAW here",
+                s.title
+            );
+            let run = s.run;
+            let (row, result) = run_section(rec, s.name, &title, |rec| in_userns(rec, ids, run));
+            rows.push(row);
+            if let Some(sig) = stop_after(result, &mut failed) {
+                rec.summary(&rows);
+                return Err(Error::Interrupted(sig));
+            }
+            continue;
+        }
+        if let Mode::Skip(why) = mode {
             rec.section(s.name, s.title);
             rec.message(format!("skipped: {why}"));
             rows.push(SummaryRow {
@@ -221,17 +325,7 @@ pub fn run(rec: &mut Recorder, plan: Vec<(Section, Option<String>)>) -> Result<(
         }
         let (row, result) = run_section(rec, s.name, s.title, s.run);
         rows.push(row);
-        // A Ctrl-C that a section caught (and perhaps reported as its own
-        // failure) still means: stop the tour.
-        let stop = match result {
-            Err(Error::Interrupted(sig)) => Some(sig),
-            Err(_) => {
-                failed += 1;
-                crate::sys::signal::stop_pending()
-            }
-            Ok(()) => crate::sys::signal::stop_pending(),
-        };
-        if let Some(sig) = stop {
+        if let Some(sig) = stop_after(result, &mut failed) {
             rec.summary(&rows);
             return Err(Error::Interrupted(sig));
         }

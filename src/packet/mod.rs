@@ -6,6 +6,8 @@
 pub mod filter;
 pub mod frame;
 pub mod icmp;
+pub mod netlink;
+pub mod pcap;
 pub mod portmap;
 pub mod rpc;
 pub mod xdr;

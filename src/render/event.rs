@@ -144,6 +144,54 @@ pub struct SignalInfo {
     pub status: i32,
 }
 
+/// A table of measurements (`ipclab bench`): text draws it aligned, with
+/// bars for one column; JSON gives each row as an object keyed by column.
+#[derive(Debug, Clone, Default)]
+pub struct Table {
+    /// A stable key for scripts (`ipc-latency`, `echo`…).
+    pub name: String,
+    /// The heading shown above it.
+    pub title: String,
+    pub columns: Vec<Column>,
+    pub rows: Vec<Vec<Cell>>,
+    /// The column drawn as a bar chart beside the table, if any.
+    pub bars: Option<usize>,
+    /// Lines shown under the table: units, how it was measured.
+    pub notes: Vec<String>,
+}
+
+/// One column of a [`Table`].
+#[derive(Debug, Clone)]
+pub struct Column {
+    /// JSON's key (`median_us`).
+    pub key: &'static str,
+    /// Text's heading (`median µs`).
+    pub title: &'static str,
+}
+
+/// One cell of a [`Table`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Text(String),
+    /// A measurement, shown with this many decimals.
+    Num(f64, u8),
+    Int(u64),
+    /// Not measured (text shows `—`, JSON `null`), e.g. a datagram
+    /// mechanism's streaming rate.
+    Missing,
+}
+
+impl Cell {
+    /// The value as a number, for bars and sorting.
+    pub fn value(&self) -> Option<f64> {
+        match self {
+            Cell::Num(v, _) => Some(*v),
+            Cell::Int(v) => Some(*v as f64),
+            _ => None,
+        }
+    }
+}
+
 /// Everything the renderers can be asked to show.
 #[derive(Debug)]
 pub enum Event<'a> {
@@ -186,4 +234,6 @@ pub enum Event<'a> {
     Counts {
         rows: &'a [CountRow],
     },
+    /// Measurements (`ipclab bench`).
+    Table(&'a Table),
 }

@@ -241,6 +241,7 @@ impl Human {
                 format!("[pid {pid}] +++ {what} +++\n")
             }
             Event::Counts { rows } => counts_table(rows),
+            Event::Table(t) => super::table::text(t, self.color),
             Event::Section { name, title } => {
                 let rule = "─".repeat(60usize.saturating_sub(name.len() + 4));
                 format!(

@@ -78,6 +78,7 @@ pub fn render(ev: &Event<'_>) -> String {
                 "seconds": r.nanos as f64 / 1e9,
             })).collect::<Vec<_>>(),
         }),
+        Event::Table(t) => super::table::json(t),
         Event::Summary { rows } => json!({
             "type": "summary",
             "rows": rows.iter().map(|r| json!({

@@ -11,7 +11,7 @@
 //! takes the first free column at its first line and frees it when it
 //! exits; a column whose process waits in a call shows `┊` instead of `│`.
 //! Notes are left out (`--html` shows them beside the diagram); section
-//! headings and the summary span the whole width.
+//! headings, the summary and bench's tables span the whole width.
 
 use std::sync::atomic::Ordering::SeqCst;
 
@@ -97,9 +97,11 @@ impl Lanes {
             }
             // Descriptor tables would not fit in a column.
             Event::Fds { .. } => String::new(),
-            Event::Section { .. } | Event::Summary { .. } | Event::Counts { .. } => {
-                self.human.render(ev)
-            }
+            // Headings and tables of results span the whole width.
+            Event::Section { .. }
+            | Event::Summary { .. }
+            | Event::Counts { .. }
+            | Event::Table(_) => self.human.render(ev),
         }
     }
 

@@ -11,6 +11,7 @@ pub mod event;
 pub mod human;
 pub mod json;
 pub mod lanes;
+pub mod table;
 
 pub use event::Event;
 
@@ -43,6 +44,8 @@ pub struct Output {
     failed: Option<std::io::Error>,
     /// The run's JSON copy for `--diagram` and `--html` (see [`Output::emit_copy`]).
     copy: Option<i32>,
+    /// Shows nothing more, nor copies it (see [`Output::mute`]).
+    muted: bool,
 }
 
 impl Output {
@@ -58,21 +61,23 @@ impl Output {
             broken: false,
             failed: None,
             copy,
+            muted: false,
         }
     }
 
-    /// Writes `ev` as a JSON line to the run's copy alone: a file every
+    /// Writes `ev`'s JSON line to the run's copy alone: a file every
     /// process of the run appends whole lines to (one `write(2)` each, with
     /// O_APPEND), which the first process reads back at the end to draw
     /// the diagram. ipclab's own output, like `-o FILE`: not a lab step.
-    fn emit_copy(&mut self, ev: &Event<'_>) {
-        if let Some(fd) = self.copy {
-            let line = json::render(ev);
-            if !line.is_empty() && crate::os::write_fd(fd, line.as_bytes()).is_err() {
-                // A full disk: the diagram will lack these lines, the trace goes on.
-                self.copy = None;
-            }
+    /// Returns the line, which JSON output shows as it is.
+    fn emit_copy(&mut self, ev: &Event<'_>) -> Option<String> {
+        let fd = self.copy?;
+        let line = json::render(ev);
+        if !line.is_empty() && crate::os::write_fd(fd, line.as_bytes()).is_err() {
+            // A full disk: the diagram will lack these lines, the trace goes on.
+            self.copy = None;
         }
+        Some(line)
     }
 
     /// The first error writing stdout other than a closed pipe, if any.
@@ -85,13 +90,22 @@ impl Output {
         self.broken
     }
 
+    /// Shows nothing more from this process (a bench's own server), and
+    /// copies nothing more to the diagram's run.
+    pub fn mute(&mut self) {
+        self.muted = true;
+    }
+
     pub fn emit(&mut self, ev: &Event<'_>) {
-        self.emit_copy(ev);
+        if self.muted {
+            return;
+        }
+        let copied = self.emit_copy(ev);
         if self.broken || self.failed.is_some() {
             return;
         }
         let block = if self.json {
-            json::render(ev)
+            copied.unwrap_or_else(|| json::render(ev))
         } else if let Some(l) = &mut self.lanes {
             l.render(ev)
         } else {

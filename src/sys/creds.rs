@@ -25,6 +25,18 @@ pub fn geteuid(rec: &mut Recorder, note: impl FnOnce(u32) -> String) -> Result<U
     )
 }
 
+/// Corresponds to `getegid(2)`. Never fails.
+pub fn getegid(rec: &mut Recorder, note: impl FnOnce(u32) -> String) -> Result<Gid, SysError> {
+    rec.call(
+        Call::new("getegid"),
+        || Ok(nix::unistd::getegid()),
+        |r| {
+            let v = r.as_ref().map_or(0, |g| g.as_raw());
+            Shown::new(vec![], i64::from(v), note(v))
+        },
+    )
+}
+
 /// Corresponds to `setgroups(2)` with an empty list: no supplementary groups.
 /// See <https://man7.org/linux/man-pages/man2/setgroups.2.html>.
 ///

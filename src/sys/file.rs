@@ -1,7 +1,8 @@
 //! Descriptors, pipes and the file system: pipe2, read, write, close, fcntl,
-//! poll, openat, mknodat (mkfifo), mkdir, unlink, rmdir, newfstatat.
+//! poll, openat, mknodat (mkfifo), mkdir, unlink, rmdir, newfstatat,
+//! ftruncate.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::path::Path;
 
 use nix::fcntl::{FcntlArg, OFlag};
@@ -224,6 +225,25 @@ pub fn fcntl_setfl(rec: &mut Recorder, fd: BorrowedFd<'_>, flags: OFlag) -> Resu
     .map(|_| ())
 }
 
+/// Takes ownership of descriptor `fd`, inherited across execve, if it is an
+/// open pipe (checked with fstat, not a step: this runs before the first).
+pub fn adopt_pipe(fd: i32) -> Option<OwnedFd> {
+    if fd < 3 {
+        return None;
+    }
+    // SAFETY: an all-zero `stat` is a valid out-buffer; fstat on a number
+    // that is not open fails with EBADF and touches nothing.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is live and writable.
+    if unsafe { libc::fstat(fd, &raw mut st) } != 0 || st.st_mode & libc::S_IFMT != libc::S_IFIFO {
+        return None;
+    }
+    // SAFETY: `fd` is open (fstat succeeded), is not stdin/out/err, and
+    // nothing else in this process owns it: the parent run passed it down
+    // for this one use.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 /// Corresponds to `open(2)`, made as `openat(2)` relative to the working directory.
 /// See <https://man7.org/linux/man-pages/man2/open.2.html>.
 ///
@@ -283,6 +303,59 @@ pub fn create(
                 ],
                 ret,
                 format!("a new file, opened as fd {ret}"),
+            )
+        },
+    )
+}
+
+/// Corresponds to `open(2)` with `O_CREAT`, made as `openat(2)`: `mode`
+/// (less the umask) is the new file's permission bits.
+/// See <https://man7.org/linux/man-pages/man2/open.2.html>.
+///
+/// # Errors
+/// `EEXIST` (with `O_EXCL`), `ELOOP` (a symlink under `O_NOFOLLOW`),
+/// `ENXIO` (a FIFO with no reader, under `O_NONBLOCK`), `EACCES`, `EISDIR`.
+pub fn openat_mode(
+    rec: &mut Recorder,
+    path: &Path,
+    flags: OFlag,
+    mode: u32,
+) -> Result<OwnedFd, SysError> {
+    let fl = names::open_flags(flags.bits());
+    rec.call(
+        Call::new("openat").libc("open").changes_fds(),
+        || nix::fcntl::open(path, flags, Mode::from_bits_truncate(mode)),
+        |r| {
+            let ret = r.as_ref().map_or(-1, |fd| i64::from(fd.as_raw_fd()));
+            Shown::new(
+                vec![
+                    "AT_FDCWD".into(),
+                    path_arg(path),
+                    fl.clone(),
+                    format!("{mode:04o}"),
+                ],
+                ret,
+                format!("opened as fd {ret}"),
+            )
+        },
+    )
+}
+
+/// Corresponds to `ftruncate(2)`: cut (or extend) the open file to `len` bytes.
+/// See <https://man7.org/linux/man-pages/man2/ftruncate.2.html>.
+///
+/// # Errors
+/// `EINVAL` (not a regular file open for writing), `EBADF`, `EFBIG`.
+pub fn ftruncate(rec: &mut Recorder, fd: BorrowedFd<'_>, len: u64) -> Result<(), SysError> {
+    let raw = fd.as_raw_fd();
+    rec.call(
+        Call::new("ftruncate"),
+        || nix::unistd::ftruncate(fd, len as libc::off_t),
+        |_| {
+            Shown::new(
+                vec![raw.to_string(), len.to_string()],
+                0,
+                format!("the file is now {len} bytes long"),
             )
         },
     )

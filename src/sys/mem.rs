@@ -205,6 +205,11 @@ impl Mapping {
         self.len == 0
     }
 
+    /// The mapping's first byte, for the bench's ring buffers (`sys::fast`).
+    pub(super) fn base(&self) -> *mut u8 {
+        self.ptr.as_ptr().cast()
+    }
+
     /// The 32-bit word at `offset` (a multiple of 4 inside the mapping).
     ///
     /// # Panics

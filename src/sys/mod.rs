@@ -11,8 +11,13 @@
 
 pub mod creds;
 pub mod cwd;
+pub mod fast;
 pub mod file;
+pub mod fs;
 pub mod mem;
+pub mod netlink;
+pub mod ns;
+pub mod packet;
 pub mod poll;
 pub mod process;
 pub mod raw;

@@ -208,15 +208,20 @@ pub fn ppoll(
     let (mask_bits, mask) = wait_mask(lets);
     let asked = timeout.map(timespec);
     let mut left = asked;
-    let tnote = asked.as_ref().map_or("NULL".to_string(), timespec_notation);
-    let list = if fds.is_empty() {
-        "NULL".to_string()
-    } else {
-        pollfds_notation(fds, false)
-    };
     let n = fds.len();
+    // The arguments as they are before the call; formatted only when steps
+    // are shown (a quiet server's wait allocates nothing).
+    let before = rec.tracing().then(|| {
+        let tnote = asked.as_ref().map_or("NULL".to_string(), timespec_notation);
+        let list = if fds.is_empty() {
+            "NULL".to_string()
+        } else {
+            pollfds_notation(fds, false)
+        };
+        (list, tnote)
+    });
     let mut call = Call::new("ppoll");
-    if timeout != Some(Duration::ZERO) {
+    if let (Some((list, tnote)), false) = (&before, timeout == Some(Duration::ZERO)) {
         let reason = if fds.is_empty() {
             "sleeping"
         } else {
@@ -255,6 +260,7 @@ pub fn ppoll(
     let r = Errno::result(r).map(|v| v as usize);
     rec.end(pending, r, |r| {
         let ret = r.as_ref().map_or(-1, |&v| v as i64);
+        let (list, tnote) = before.unwrap_or_default();
         let note = match r {
             Ok(0) if fds.is_empty() => "slept".to_string(),
             Ok(0) => "nothing became ready in time".to_string(),
@@ -315,7 +321,7 @@ pub fn epoll_pwait(
     let ep = epfd.as_raw_fd();
     let max = out.len().min(i32::MAX as usize);
     let mut call = Call::new("epoll_pwait");
-    if timeout_ms != 0 {
+    if timeout_ms != 0 && rec.tracing() {
         call = call.waits(
             ep.to_string(),
             "waiting for any watched descriptor to be ready",

@@ -267,6 +267,97 @@ pub fn set_child_subreaper(rec: &mut Recorder, note: &str) -> Result<(), SysErro
     )
 }
 
+/// Corresponds to `sched_setaffinity(2)` for this process (pid 0): it
+/// runs only on `cpu` from now on, and so will the children it forks.
+/// See <https://man7.org/linux/man-pages/man2/sched_setaffinity.2.html>.
+///
+/// # Errors
+/// `EINVAL` (no such CPU, or not one this process may use).
+pub fn sched_setaffinity(rec: &mut Recorder, cpu: usize) -> Result<(), SysError> {
+    rec.call(
+        Call::new("sched_setaffinity"),
+        || {
+            let mut set = nix::sched::CpuSet::new();
+            set.set(cpu)?;
+            nix::sched::sched_setaffinity(Pid::from_raw(0), &set)
+        },
+        |_| {
+            Shown::new(
+                vec!["0".into(), "128".into(), format!("[{cpu}]")],
+                0,
+                format!("this process and the children it forks now run on CPU {cpu} only"),
+            )
+        },
+    )
+}
+
+/// Corresponds to `execve(2)`: this process stops running ipclab and runs
+/// `argv[0]` found at `path`, keeping its pid and its descriptors (except
+/// close-on-exec ones). On success it never returns, so the step is printed
+/// first, with `= ?` (strace, watching from outside, prints `= 0`); a
+/// failure returns its errno, and the caller reports it.
+/// See <https://man7.org/linux/man-pages/man2/execve.2.html>.
+pub fn execve(rec: &mut Recorder, path: &std::path::Path, argv: &[String]) -> SysError {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let fail = |errno| SysError {
+        call: "execve",
+        errno,
+    };
+    let Ok(c_path) = CString::new(path.as_os_str().as_bytes()) else {
+        return fail(nix::errno::Errno::EINVAL);
+    };
+    let Ok(c_args) = argv
+        .iter()
+        .map(|a| CString::new(a.as_bytes()))
+        .collect::<Result<Vec<_>, _>>()
+    else {
+        return fail(nix::errno::Errno::EINVAL);
+    };
+    let c_env: Vec<CString> = std::env::vars_os()
+        .filter_map(|(k, v)| {
+            let mut kv = k.as_bytes().to_vec();
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_bytes());
+            CString::new(kv).ok()
+        })
+        .collect();
+    let mut arg_ptrs: Vec<*const libc::c_char> = c_args.iter().map(|a| a.as_ptr()).collect();
+    arg_ptrs.push(std::ptr::null());
+    let mut env_ptrs: Vec<*const libc::c_char> = c_env.iter().map(|e| e.as_ptr()).collect();
+    env_ptrs.push(std::ptr::null());
+    let shown_args = format!(
+        "[{}]",
+        argv.iter()
+            .map(|a| crate::trace::names::quote_max(a.as_bytes(), 4096))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let args = vec![
+        super::file::quote_path(path),
+        shown_args,
+        format!(
+            "{:#x} /* {} vars */",
+            env_ptrs.as_ptr() as usize,
+            c_env.len()
+        ),
+    ];
+    rec.call_unknown(
+        Call::new("execve"),
+        args,
+        format!(
+            "this process now runs {} (same pid, same descriptors); if the call fails it returns -1 and the next line says why",
+            path.display()
+        ),
+        || {
+            // SAFETY: every pointer is to a live NUL-terminated string, and
+            // both arrays end with NULL, as execve requires.
+            unsafe { libc::execve(c_path.as_ptr(), arg_ptrs.as_ptr(), env_ptrs.as_ptr()) };
+            fail(nix::errno::Errno::last())
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

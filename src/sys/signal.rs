@@ -238,6 +238,55 @@ pub fn interruptible<T>(
     Ok(v)
 }
 
+/// Lets the stop signals in for the rest of this process's life: for a
+/// process that waits in its blocking calls themselves (a forked
+/// connection child waits in `recvfrom`, as the notes' server does) rather
+/// than in a ppoll before each. Each such call then runs in
+/// [`in_window`]. One `rt_sigprocmask` here instead of a `ppoll` per
+/// message.
+pub fn let_stops_in(rec: &mut Recorder) -> Result<(), SysError> {
+    if !ALARM_CAUGHT.load(Ordering::SeqCst) {
+        sigaction(rec, Signal::SIGALRM, Disposition::Catch)?;
+        ALARM_CAUGHT.store(true, Ordering::SeqCst);
+    }
+    sigprocmask(
+        rec,
+        false,
+        &STOPS,
+        "the stop signals are let in from here on: this process waits in its blocking calls themselves, which Ctrl-C interrupts (EINTR)",
+    )
+}
+
+/// Runs a blocking call in a process that lets the stop signals in (see
+/// [`let_stops_in`]), with no syscall around it: the window is opened (an
+/// atomic store) before the check for a stop that already came, so a
+/// signal after the check finds the window open and its handler arms the
+/// timer whose SIGALRM interrupts the call even if it had not begun.
+pub fn in_window<T>(
+    rec: &mut Recorder,
+    run: impl FnOnce(&mut Recorder) -> Result<T, SysError>,
+) -> Result<T, SysError> {
+    os::set_window(true);
+    let result = if os::stop_pending().is_some() {
+        Err(SysError {
+            call: "recvfrom",
+            errno: nix::errno::Errno::EINTR,
+        })
+    } else {
+        run(rec)
+    };
+    os::set_window(false);
+    if os::take_kicked() {
+        rec.message(
+            "a stop signal came while that call could block: the handler also armed a repeating \
+             10 ms timer (setitimer, made inside the handler), whose SIGALRM interrupts the call \
+             even if the signal came an instant before it began",
+        );
+        let _ = setitimer_off(rec);
+    }
+    result
+}
+
 /// Corresponds to `setitimer(2)` with ITIMER_REAL and a zero value: stops
 /// the real-time timer. See <https://man7.org/linux/man-pages/man2/setitimer.2.html>.
 pub fn setitimer_off(rec: &mut Recorder) -> Result<(), SysError> {

@@ -128,6 +128,15 @@ impl Recorder {
         &self.opts
     }
 
+    /// This process shows nothing from now on (the bench's own servers,
+    /// which run beside the measurement): its calls are still made, counted
+    /// in the summary, and in `-c`'s table.
+    pub fn silence(&mut self) {
+        self.opts.quiet = true;
+        self.can_pause = false;
+        self.out.mute();
+    }
+
     /// True when steps are being shown (not `--quiet`, not `-c`); labs
     /// skip formatting per-message lines otherwise.
     pub fn tracing(&self) -> bool {
@@ -331,6 +340,11 @@ impl Recorder {
             text: text.as_ref(),
         };
         self.out.emit(&ev);
+    }
+
+    /// A table of measurements; shown even with `--quiet` (it is the result).
+    pub fn table(&mut self, t: &crate::render::event::Table) {
+        self.out.emit(&Event::Table(t));
     }
 
     /// A section heading; shown even with `--quiet`, so results stay placed.

@@ -122,9 +122,10 @@ const OPEN_FLAGS: &[(i64, &str)] = &[
     (libc::O_TRUNC as i64, "O_TRUNC"),
     (libc::O_APPEND as i64, "O_APPEND"),
     (libc::O_NONBLOCK as i64, "O_NONBLOCK"),
-    (libc::O_DIRECTORY as i64, "O_DIRECTORY"),
     (libc::O_NOFOLLOW as i64, "O_NOFOLLOW"),
     (libc::O_CLOEXEC as i64, "O_CLOEXEC"),
+    // strace 6.1 names O_DIRECTORY last: `O_RDONLY|O_CLOEXEC|O_DIRECTORY`.
+    (libc::O_DIRECTORY as i64, "O_DIRECTORY"),
 ];
 
 /// A file mode as strace prints it for mknod: `S_IFIFO|0600`.
@@ -212,6 +213,7 @@ pub fn socket_level(level: i32) -> String {
         libc::IPPROTO_UDP => "SOL_UDP".into(),
         libc::SOL_ICMPV6 => "SOL_ICMPV6".into(),
         libc::SOL_RAW => "SOL_RAW".into(),
+        libc::SOL_PACKET => "SOL_PACKET".into(),
         other => other.to_string(),
     }
 }
@@ -238,6 +240,7 @@ pub fn socket_option(level: i32, name: i32) -> String {
         // y2038-safe one is SO_TIMESTAMPNS_NEW); glibc's is the old one on 64-bit.
         (libc::SOL_SOCKET, libc::SO_TIMESTAMPNS) => "SO_TIMESTAMPNS_OLD",
         (libc::SOL_SOCKET, libc::SO_ATTACH_FILTER) => "SO_ATTACH_FILTER",
+        (libc::SOL_PACKET, libc::PACKET_STATISTICS) => "PACKET_STATISTICS",
         (libc::IPPROTO_TCP, libc::TCP_NODELAY) => "TCP_NODELAY",
         (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) => "IPV6_V6ONLY",
         (libc::IPPROTO_IP, libc::IP_TTL) => "IP_TTL",
@@ -330,6 +333,7 @@ pub fn socket_type(ty: i32) -> String {
 /// Protocol number → C name, given the family.
 pub fn protocol(af: i32, proto: i32) -> String {
     match (af, proto) {
+        (libc::AF_NETLINK, libc::NETLINK_ROUTE) => "NETLINK_ROUTE".into(),
         (_, libc::IPPROTO_TCP) if af != libc::AF_PACKET => "IPPROTO_TCP".into(),
         (_, libc::IPPROTO_UDP) if af != libc::AF_PACKET => "IPPROTO_UDP".into(),
         (_, libc::IPPROTO_ICMP) if af != libc::AF_PACKET => "IPPROTO_ICMP".into(),

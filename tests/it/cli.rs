@@ -54,6 +54,37 @@ fn tour_runs_unprivileged() {
         return;
     };
     r.assert_ok();
+    // Without CAP_NET_RAW, ping and sniff run in a user namespace of their
+    // own (where user namespaces are allowed), and the heading says so.
+    let userns_ok = std::fs::read_to_string("/proc/sys/user/max_user_namespaces")
+        .is_ok_and(|v| v.trim() != "0");
+    if userns_ok {
+        for lab in ["ping", "sniff"] {
+            let heading = r
+                .events()
+                .into_iter()
+                .find(|e| e["type"] == "section" && e["name"] == lab)
+                .expect("section");
+            assert!(
+                heading["title"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("user and network namespace"),
+                "{heading}"
+            );
+            assert!(
+                r.summary()
+                    .iter()
+                    .any(|row| row["lab"] == lab && row["result"] == "ok"),
+                "{lab}: {:?}",
+                r.summary()
+            );
+        }
+        assert!(r
+            .steps()
+            .iter()
+            .any(|s| s["syscall"] == "unshare" && s["args"][0] == "CLONE_NEWUSER|CLONE_NEWNET"));
+    }
     for lab in ["fifo", "shm", "unix demo", "unix pass-fd", "unix cred"] {
         assert!(
             r.summary()

@@ -4,6 +4,7 @@
 #[macro_use]
 mod util;
 
+mod bench;
 mod cli;
 mod diagram;
 mod errata;
@@ -11,14 +12,22 @@ mod faults;
 mod fifo;
 mod golden;
 mod habits;
+mod net;
 mod ping;
 mod ping_iputils;
 mod pipe;
 mod readme;
+mod rpc;
+mod rpc_interop;
+mod rpc_semantics;
 mod shm;
 mod signals;
 mod sniff;
+mod sniff_filter;
+mod sniff_pcap;
 mod strace;
+mod strace_parse;
 mod tcp;
 mod udp;
 mod unix;
+mod userns;

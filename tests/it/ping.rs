@@ -317,7 +317,7 @@ fn ping_rejects_bad_values_with_exit_2() {
         &["ping", "-c", "0", "127.0.0.1"][..],
         &["ping", "-s", "70000", "127.0.0.1"],
         &["ping", "-t", "0", "127.0.0.1"],
-        &["ping", "-i", "0", "127.0.0.1"],
+        &["ping", "-i", "61", "127.0.0.1"],
         &["ping", "-W", "0", "127.0.0.1"],
         &["ping", "-4", "::1"],
         &["ping", "no-such-host.invalid"],
@@ -326,6 +326,20 @@ fn ping_rejects_bad_values_with_exit_2() {
         assert_eq!(r.code(), Some(2), "{args:?}: {}", r.stderr);
         assert_eq!(r.stderr.lines().count(), 1, "{args:?}: {}", r.stderr);
         assert!(!r.stderr.contains("panicked"));
+    }
+    // Below 2 ms is iputils' flood rule: refused for users, allowed for root.
+    if let Some(r) = crate::util::run_as_nobody(
+        "ping_rejects_bad_values_with_exit_2",
+        &["ping", "-c", "1", "-i", "0.001", "127.0.0.1"],
+        LIMIT,
+    ) {
+        assert_eq!(r.code(), Some(2), "{}", r.stderr);
+        assert!(
+            r.stderr
+                .contains("minimal interval allowed for user is 2ms"),
+            "{}",
+            r.stderr
+        );
     }
 }
 

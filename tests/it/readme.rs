@@ -146,23 +146,31 @@ fn normalise(text: &str) -> Vec<String> {
             }
         }
     }
-    // The directory the run started in (`errata mkfifo-path` prints it):
-    // whichever checkout the tests run in.
-    let cwd = text.lines().find_map(|l| {
-        let path = l.split("getcwd(\"").nth(1)?.split('"').next()?;
-        Some(path.to_string())
-    });
+    // The working directory (getcwd, chdir back) is wherever the run was
+    // made: the checkout's folder differs between machines and worktrees.
+    let cwd = text
+        .split("getcwd(\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .filter(|p| p.len() > 1)
+        .map(str::to_string);
     text.lines()
         .map(|line| {
             let line = match &cwd {
-                Some(c) if !c.is_empty() => line.replace(&format!("\"{c}\""), "\"CWD\""),
-                _ => line.to_string(),
+                Some(c) => line.replace(c.as_str(), "CWD"),
+                None => line.to_string(),
             };
-            let line = number_after(&line, "\"CWD\", 4096) = ", "LEN");
-            let line = line.as_str();
             // Names a run makes for itself (ipclab-PID-NANOS: its temp dir,
             // /dev/shm object, abstract socket name) before the pids go.
             let mut l = run_names(line.trim_end());
+            if let Some(c) = &cwd {
+                l = l.replace(&format!("\"{c}\""), "\"CWD\"");
+                if let Some(i) = l.find("getcwd(\"CWD\", 4096) = ") {
+                    let start = i + "getcwd(\"CWD\", 4096) = ".len();
+                    let n = l[start..].chars().take_while(char::is_ascii_digit).count();
+                    l.replace_range(start..start + n, "N");
+                }
+            }
             if l.starts_with(' ') {
                 l = format!("    {}", l.trim_start());
             }
@@ -177,6 +185,8 @@ fn normalise(text: &str) -> Vec<String> {
             l = cut(&l, "pipe:[", "]", "pipe:[N]");
             // A socket path's length in sockaddr_un grows with the pid's digits.
             l = number_after(&l, "sun_path=\"/tmp/ipclab-DIR\"}, ", "LEN");
+            // getcwd returns the path's length, which depends on it too.
+            l = number_after(&l, "getcwd(\"CWD\", 4096) = ", "LEN");
             l = addresses(&l);
             l = autobind(&l);
             // A socket file's mode is 0777 less the umask of whoever runs.
@@ -329,8 +339,24 @@ fn cut(line: &str, start: &str, end: &str, with: &str) -> String {
 }
 
 /// An excerpt line with what changes from run to run blurred: numbers (ids,
-/// checksums, sequence numbers, RTTs) become N and byte strings "S".
+/// checksums, sequence numbers, RTTs) and the bytes of a hex dump (`3e`,
+/// `c0`) become N, byte strings "S", and an RTT with or without decimals.
 fn loose(line: &str) -> String {
+    let hex_byte = |w: &str| {
+        w.len() == 2
+            && w.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    // A run of hex bytes is one N: a dump line's length varies too (a
+    // machine name with a 5-digit pid is a byte longer than with 4).
+    let mut words: Vec<&str> = Vec::new();
+    for w in line.split(' ') {
+        let w = if hex_byte(w) { "N" } else { w };
+        if !(w == "N" && words.last() == Some(&"N")) {
+            words.push(w);
+        }
+    }
+    let line = words.join(" ");
     let mut out = String::with_capacity(line.len());
     let mut chars = line.chars().peekable();
     while let Some(c) = chars.next() {
@@ -358,7 +384,9 @@ fn loose(line: &str) -> String {
             out.push(c);
         }
     }
-    out
+    // ping prints an RTT to 3 significant digits: `time=0.158 ms`, but
+    // `time=123 ms` on a busy machine.
+    out.replace("time=N.N ms", "time=N ms")
 }
 
 /// A JSON number after `key` (a time) becomes N.
@@ -447,6 +475,10 @@ fn pids_are_replaced_only_where_they_stand_alone() {
 
 #[test]
 fn run_names_addresses_and_autobind_names_are_normalised() {
+    assert_eq!(
+        loose("64 bytes from 198.51.100.2: icmp_seq=1 ttl=63 time=0.158 ms"),
+        loose("64 bytes from 198.51.100.2: icmp_seq=1 ttl=63 time=123 ms")
+    );
     assert_eq!(
         run_names("bind(3, {sun_path=@\"ipclab-1405-19c2bb2d\"}) /tmp/ipclab-7-0000abcd/sock"),
         "bind(3, {sun_path=@\"ipclab-N-X\"}) /tmp/ipclab-N-X/sock"

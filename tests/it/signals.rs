@@ -330,15 +330,22 @@ fn sniff_stops_on_sigint_and_says_what_it_captured() {
         return;
     }
     let mut child = ipclab()
-        .args(["--format", "json", "sniff", "-c", "1000", "-W", "60"])
+        // Other programs talk on lo: a port nobody uses keeps the output
+        // (read only at the end) from filling the pipe.
+        .args([
+            "--format", "json", "sniff", "-c", "1000", "-W", "60", "udp", "port", "9",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    // Read its output as it comes: other tests' traffic on lo can fill a pipe.
-    let mut stdout = child.stdout.take().expect("stdout");
+    // Read what it prints as it prints it: with other tests busy on lo, a
+    // thousand frames are more than a pipe holds, and a sniffer blocked
+    // writing its output would never reach the wait SIGINT ends.
+    let stdout = child.stdout.take().expect("stdout");
     let reader = std::thread::spawn(move || {
         let mut out = String::new();
+        let mut stdout = stdout;
         let _ = std::io::Read::read_to_string(&mut stdout, &mut out);
         out
     });
@@ -351,4 +358,64 @@ fn sniff_stops_on_sigint_and_says_what_it_captured() {
     assert_eq!(status.code(), Some(130));
     assert!(out.contains("captured before SIGINT"), "{out}");
     assert!(out.contains("stopped by SIGINT"), "{out}");
+}
+
+#[test]
+fn the_rpc_demo_stops_cleanly_at_any_moment() {
+    for (i, ms) in [0u64, 5, 40, 150, 400, 900, 1500, 2200]
+        .into_iter()
+        .enumerate()
+    {
+        stops_cleanly(
+            &["rpc", "demo", "--calls", "4"],
+            SIGNALS[i % SIGNALS.len()],
+            Duration::from_millis(ms),
+            Load::None,
+            false,
+        );
+    }
+}
+
+/// Stopped at any moment — registering, serving, saving — the server
+/// leaves nothing registered and no temp file next to its state file.
+#[test]
+fn a_registered_rpc_server_stops_cleanly_and_leaves_nothing_registered() {
+    let mm = crate::rpc::Bg::start(&["rpc", "matchmaker", "--listen", "127.0.0.1", "--port", "0"]);
+    let port = mm.addr.port().to_string();
+    let dir = TempDir::new("rpc-signals");
+    let state = dir.path().join("s.state");
+    for i in 0..6 {
+        let args = [
+            "rpc",
+            "server",
+            "--listen",
+            "127.0.0.1",
+            "--register",
+            "--matchmaker-port",
+            &port,
+            "--semantics",
+            "exactly-once",
+            "--state",
+            state.to_str().expect("utf-8"),
+        ];
+        stops_cleanly(
+            &args,
+            SIGNALS[i % SIGNALS.len()],
+            delay(i * 3 + 1),
+            Load::Udp,
+            false,
+        );
+        let ours: Vec<_> = crate::rpc::pmap_dump(mm.addr)
+            .into_iter()
+            .filter(|m| m[0] == crate::rpc::PROG)
+            .collect();
+        assert!(ours.is_empty(), "run {i}: still registered: {ours:?}");
+        let temps: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .map(|e| e.file_name())
+            .collect();
+        assert!(temps.is_empty(), "run {i}: {temps:?}");
+    }
 }

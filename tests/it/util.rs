@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: run the binary with a bounded
 //! wait, parse its JSON lines, skip (or, in CI, fail) when a privilege or a
-//! tool is missing, and cross-check a run against `strace -f`.
+//! tool is missing; the cross-check against `strace -f` lives in
+//! `strace_parse` and is re-exported here.
 
 #![allow(dead_code)]
 
@@ -173,10 +174,21 @@ impl Spawned {
 impl Drop for Spawned {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+            kill_group(&mut c);
         }
     }
+}
+
+/// Kills `child` and everything it started (it leads its own process
+/// group, see [`spawn_cmd`]): strace's tracee, a server's children. Then
+/// reaps `child`.
+fn kill_group(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", child.id())])
+        .stderr(Stdio::null())
+        .status();
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// Starts `ipclab ARGS` in the background with piped stdout/stderr.
@@ -209,7 +221,10 @@ pub fn spawn_cmd(cmd: &mut Command) -> Spawned {
             Ok(())
         });
     }
+    // Its own process group, so that a test that gives up on it can kill
+    // what it started too (see kill_group).
     let child = cmd
+        .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -230,29 +245,48 @@ pub fn run_cmd(cmd: &mut Command, limit: Duration) -> Run {
 
 fn finish(mut child: Child, limit: Duration) -> Run {
     // Read the pipes on threads so a chatty child never blocks on a full pipe.
-    let mut out = child.stdout.take();
-    let mut err = child.stderr.take();
-    let t_out = std::thread::spawn(move || read_all(out.as_mut()));
-    let t_err = std::thread::spawn(move || read_all(err.as_mut()));
+    let out = reader(child.stdout.take());
+    let err = reader(child.stderr.take());
     let start = Instant::now();
     let status = loop {
         if let Some(st) = child.try_wait().expect("try_wait") {
             break st;
         }
         if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            let stdout = t_out.join().unwrap_or_default();
-            let stderr = t_err.join().unwrap_or_default();
+            kill_group(&mut child);
+            let (stdout, stderr) = (out.take(), err.take());
             panic!("timed out after {limit:?}\nstdout:\n{stdout}\nstderr:\n{stderr}");
         }
         std::thread::sleep(Duration::from_millis(10));
     };
     Run {
         status,
-        stdout: t_out.join().unwrap_or_default(),
-        stderr: t_err.join().unwrap_or_default(),
+        stdout: out.take(),
+        stderr: err.take(),
     }
+}
+
+/// A pipe being read to its end on a thread of its own.
+struct Reader(std::sync::mpsc::Receiver<String>);
+
+impl Reader {
+    /// What was read, once the pipe is at EOF — or after at most 5 s: a
+    /// process the child left behind (strace's tracee, after strace was
+    /// killed) may hold the pipe open for ever, and no test may hang.
+    fn take(&self) -> String {
+        self.0
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap_or_else(|_| "(the pipe was still open 5 s after the process ended: something it started still holds it)".into())
+    }
+}
+
+fn reader<R: std::io::Read + Send + 'static>(pipe: Option<R>) -> Reader {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut pipe = pipe;
+        let _ = tx.send(read_all(pipe.as_mut()));
+    });
+    Reader(rx)
 }
 
 fn read_all<R: std::io::Read>(r: Option<&mut R>) -> String {
@@ -387,320 +421,7 @@ fn fd_array(text: &str) -> Vec<i64> {
         .collect()
 }
 
-// ---------------------------------------------------------------- strace
-
-/// One completed syscall line of an `strace -f` log.
-#[derive(Debug, Clone)]
-pub struct StraceCall {
-    pub pid: i64,
-    pub name: String,
-    pub args: String,
-    /// `None` for `= ?`.
-    pub ret: Option<i64>,
-    pub errno: Option<String>,
-    pub line: String,
-    /// The process was killed by a signal right after this call (its last).
-    pub fatal: bool,
-}
-
-impl StraceCall {
-    pub fn first_arg(&self) -> &str {
-        let a = self.args.trim_start();
-        let end = a.find([',', ')']).unwrap_or(a.len());
-        a[..end].trim()
-    }
-}
-
-/// Parses an `strace -f -o LOG` file, joining `<unfinished ...>` halves with
-/// their `<... resumed>` rest. Returns each pid's calls in order.
-pub fn parse_strace(log: &str) -> HashMap<i64, Vec<StraceCall>> {
-    let mut by_pid: HashMap<i64, Vec<StraceCall>> = HashMap::new();
-    let mut pending: HashMap<i64, String> = HashMap::new();
-    for raw in log.lines() {
-        let Some((pid, rest)) = raw.split_once(char::is_whitespace) else {
-            continue;
-        };
-        let Ok(pid) = pid.parse::<i64>() else {
-            continue;
-        };
-        let rest = rest.trim_start();
-        if rest.starts_with("+++ killed by") {
-            if let Some(last) = by_pid.get_mut(&pid).and_then(|v| v.last_mut()) {
-                last.fatal = true;
-            }
-            continue;
-        }
-        if rest.starts_with("---") || rest.starts_with("+++") {
-            continue;
-        }
-        let full = if let Some(head) = rest.strip_suffix("<unfinished ...>") {
-            pending.insert(pid, head.to_string());
-            continue;
-        } else if let Some(tail) = rest.strip_prefix("<... ") {
-            let Some(idx) = tail.find(" resumed>") else {
-                continue;
-            };
-            let head = pending.remove(&pid).unwrap_or_default();
-            format!("{head}{}", &tail[idx + " resumed>".len()..])
-        } else {
-            rest.to_string()
-        };
-        let Some(open) = full.find('(') else { continue };
-        let name = full[..open].to_string();
-        let Some(eq) = full
-            .rfind(") = ")
-            .map(|i| i + 4)
-            .or_else(|| full.rfind("= ").map(|i| i + 2))
-        else {
-            continue;
-        };
-        let args_end = full[..eq].rfind(')').unwrap_or(open + 1);
-        let args = full[open + 1..args_end.max(open + 1)].to_string();
-        let retpart = full[eq..].trim();
-        // A call a caught signal interrupted: strace shows the kernel's
-        // ERESTART* code; with no SA_RESTART the process sees -1 EINTR.
-        let retpart = if retpart.starts_with("? ERESTART") {
-            "-1 EINTR"
-        } else {
-            retpart
-        };
-        let mut toks = retpart.split_whitespace();
-        let (ret, errno) = match toks.next() {
-            Some("?") | None => (None, None),
-            Some(v) => {
-                let n = if let Some(hex) = v.strip_prefix("0x") {
-                    i64::from_str_radix(hex, 16).ok()
-                } else if v.len() > 1 && v.starts_with('0') {
-                    // strace writes umask's value in octal: 022.
-                    i64::from_str_radix(v, 8).ok()
-                } else {
-                    v.parse().ok()
-                };
-                let errno = if n == Some(-1) {
-                    toks.next().map(str::to_string)
-                } else {
-                    None
-                };
-                (n, errno)
-            }
-        };
-        by_pid.entry(pid).or_default().push(StraceCall {
-            pid,
-            name,
-            args,
-            ret,
-            errno,
-            line: raw.to_string(),
-            fatal: false,
-        });
-    }
-    by_pid
-}
-
-/// Syscalls a lab makes on purpose: each one strace sees between a process's
-/// first and last step must be a step. (Writes to stdout/stderr are output.)
-pub const INTERESTING: &[&str] = &[
-    "pipe2",
-    "clone",
-    "read",
-    "write",
-    "close",
-    "wait4",
-    "mknodat",
-    "openat",
-    "unlink",
-    "rmdir",
-    "mkdir",
-    "fcntl",
-    "poll",
-    "kill",
-    "socket",
-    "bind",
-    "listen",
-    "accept4",
-    "accept",
-    "connect",
-    "sendto",
-    "recvfrom",
-    "sendmsg",
-    "recvmsg",
-    "setsockopt",
-    "getsockname",
-    "getpeername",
-    "getsockopt",
-    "shutdown",
-    "socketpair",
-    "memfd_create",
-    "ftruncate",
-    "mmap",
-    "munmap",
-    "futex",
-    "epoll_create1",
-    "epoll_ctl",
-    "epoll_wait",
-    "epoll_pwait",
-    "ppoll",
-    "pidfd_open",
-    "rt_sigprocmask",
-    "rt_sigaction",
-    "setitimer",
-    "setresuid",
-    "setresgid",
-    "setgroups",
-    "exit_group",
-];
-
-/// Whether an `INTERESTING` call strace saw is the experiment's and not the
-/// runtime's: the allocator maps and unmaps private memory, and glibc's
-/// locks use private futexes, neither of which is a lab step. A lab's own
-/// are a MAP_SHARED mapping of a descriptor, its munmap (by address), and
-/// the shared (not `_PRIVATE`) FUTEX_WAIT and FUTEX_WAKE.
-fn experiment_call(c: &StraceCall, shared_maps: &[i64]) -> bool {
-    let arg = |i: usize| c.args.split(", ").nth(i).unwrap_or("").trim();
-    match c.name.as_str() {
-        "mmap" => c.args.contains("MAP_SHARED") && arg(4) != "-1",
-        "munmap" => {
-            let addr = i64::from_str_radix(c.first_arg().trim_start_matches("0x"), 16).ok();
-            addr.is_some_and(|a| shared_maps.contains(&a))
-        }
-        "futex" => matches!(arg(1), "FUTEX_WAIT" | "FUTEX_WAKE"),
-        _ => true,
-    }
-}
-
-/// Whether an unprinted call is ipclab's display work, which the README
-/// says is not printed: reading a /proc file (the `objects` of each JSON
-/// step, `--fds`), the NETLINK_SOCK_DIAG socket that asks for AF_UNIX
-/// peers, and writing its own output descriptors, which it keeps at 900
-/// and above (`-o`, the run's copy for `--diagram` and `--html`). `open`
-/// holds the descriptors of the first two while they are open.
-fn display_call(c: &StraceCall, open: &mut Vec<String>) -> bool {
-    let fd = c.first_arg().to_string();
-    let made = match c.name.as_str() {
-        "openat" => c.args.contains("\"/proc/"),
-        "socket" => c.args.contains("NETLINK_SOCK_DIAG"),
-        _ => false,
-    };
-    if made {
-        open.extend(c.ret.filter(|&r| r >= 0).map(|r| r.to_string()));
-        return true;
-    }
-    if open.contains(&fd) {
-        if c.name == "close" {
-            open.retain(|f| *f != fd);
-        }
-        return true;
-    }
-    c.name == "write" && fd.parse::<i64>().is_ok_and(|n| n >= 900)
-}
-
-/// Runs `ipclab --format json ARGS` under `strace -f` and checks, process
-/// by process, that every JSON step has its strace line in the same order
-/// with the same name, first descriptor argument, return value and errno;
-/// and that no interesting syscall between a process's first and last step
-/// went unprinted. Skips when strace is missing (fails in CI).
-pub fn strace_crosscheck(test: &str, args: &[&str], limit: Duration) -> Option<Run> {
-    if !have_tool("strace") {
-        skip(test, "needs strace (apt-get install strace)");
-        return None;
-    }
-    let dir = TempDir::new("strace");
-    let log = dir.path().join("strace.log");
-    let mut cmd = Command::new("strace");
-    cmd.arg("-f")
-        .arg("-qq")
-        .arg("-o")
-        .arg(&log)
-        .arg(env!("CARGO_BIN_EXE_ipclab"))
-        .arg("--format")
-        .arg("json")
-        .args(args);
-    let run = run_cmd(&mut cmd, limit);
-    let text = std::fs::read_to_string(&log).expect("strace log");
-    let traced = parse_strace(&text);
-    let shared_maps: Vec<i64> = traced
-        .values()
-        .flatten()
-        .filter(|c| c.name == "mmap" && experiment_call(c, &[]))
-        .filter_map(|c| c.ret)
-        .collect();
-    let steps = run.steps();
-    assert!(
-        !steps.is_empty(),
-        "{test}: no steps\n{}\n{}",
-        run.stdout,
-        run.stderr
-    );
-    let mut by_pid: HashMap<i64, Vec<&Value>> = HashMap::new();
-    for s in &steps {
-        by_pid
-            .entry(s["pid"].as_i64().expect("pid"))
-            .or_default()
-            .push(s);
-    }
-    for (pid, psteps) in &by_pid {
-        let calls = traced
-            .get(pid)
-            .unwrap_or_else(|| panic!("{test}: strace saw no pid {pid}"));
-        // Match from the end: the runtime's own start-up calls (an
-        // rt_sigaction for SIGPIPE, say) come before the first step, never
-        // after the last, so the latest candidate is the step's own call.
-        let mut cursor = calls.len();
-        let mut matched_idx = Vec::new();
-        for s in psteps.iter().rev() {
-            let name = s["syscall"].as_str().expect("syscall");
-            let arg0 = s["args"][0].as_str().unwrap_or("");
-            let ret = s["ret"].as_i64();
-            let errno = s["errno"].as_str();
-            let comparable = !arg0.contains([',', '{', '"']);
-            let found = calls[..cursor].iter().rposition(|c| {
-                c.name == name
-                    && (!comparable || c.first_arg() == arg0)
-                    // `= ?` is a call that never returned to the process:
-                    // exit_group, or the call a fatal signal followed.
-                    && (if ret.is_none() { c.ret.is_none() || c.fatal } else { c.ret == ret })
-                    && (errno.is_none() || c.errno.as_deref() == errno)
-            });
-            match found {
-                Some(i) => {
-                    matched_idx.push(i);
-                    cursor = i;
-                }
-                None => panic!(
-                    "{test}: step #{} of pid {pid} has no strace line before position {cursor}: {s}\nstrace for pid {pid}:\n{}",
-                    s["seq"],
-                    calls.iter().map(|c| c.line.as_str()).collect::<Vec<_>>().join("\n")
-                ),
-            }
-        }
-        matched_idx.reverse();
-        // With `-e trace=…` steps are hidden on purpose: no reverse check.
-        if args.contains(&"-e") {
-            continue;
-        }
-        // Reverse direction: nothing interesting in between went unprinted.
-        let (first, last) = (matched_idx[0], *matched_idx.last().expect("non-empty"));
-        let mut display = Vec::new();
-        for (i, c) in calls.iter().enumerate().take(last + 1).skip(first) {
-            if matched_idx.contains(&i)
-                || !INTERESTING.contains(&c.name.as_str())
-                || !experiment_call(c, &shared_maps)
-                || display_call(c, &mut display)
-            {
-                continue;
-            }
-            let fd = c.first_arg();
-            if (c.name == "write" || c.name == "read") && (fd == "0" || fd == "1" || fd == "2") {
-                continue;
-            }
-            panic!(
-                "{test}: pid {pid} made `{}` without printing a step",
-                c.line
-            );
-        }
-    }
-    Some(run)
-}
+pub use crate::strace_parse::{strace_crosscheck, strace_crosscheck_server};
 
 // ------------------------------------------------------------ privileges
 
@@ -708,14 +429,27 @@ pub fn strace_crosscheck(test: &str, args: &[&str], limit: Duration) -> Option<R
 /// checking what an unprivileged user sees. `None` (with a skip) unless
 /// root and setpriv are there to make the switch.
 pub fn run_as_nobody(test: &str, args: &[&str], limit: Duration) -> Option<Run> {
+    run_unprivileged(test, "nobody", "nogroup", args, limit)
+}
+
+/// As [`run_as_nobody`], as any user and group (names or numbers): a uid
+/// of its own keeps a test's processes out of another test's
+/// RLIMIT_NPROC count for nobody.
+pub fn run_unprivileged(
+    test: &str,
+    user: &str,
+    group: &str,
+    args: &[&str],
+    limit: Duration,
+) -> Option<Run> {
     if !is_root() || !have_tool("setpriv") {
         skip(test, "needs root and setpriv to switch to user nobody");
         return None;
     }
     let mut cmd = Command::new("setpriv");
     cmd.args([
-        "--reuid=nobody",
-        "--regid=nogroup",
+        &format!("--reuid={user}"),
+        &format!("--regid={group}"),
         "--clear-groups",
         "--inh-caps=-all",
     ])

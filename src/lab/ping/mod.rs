@@ -40,7 +40,21 @@ pub use report::format_rtt;
 
 /// The hint under an EPERM from a raw or packet socket.
 pub const RAW_HINT: &str = "needs root or CAP_NET_RAW; try sudo, \
-    `sudo setcap cap_net_raw+ep $(command -v ipclab)`, or --dgram (ping only)";
+    `sudo setcap cap_net_raw+ep $(command -v ipclab)`, --userns (a user and network \
+    namespace of your own, loopback only), or --dgram (ping only)";
+
+/// `--userns`: the namespace has only loopback, so HOST must be a loopback
+/// address (or a name, resolved later). Returns the ids to map.
+pub fn check_userns(host: &str) -> Result<crate::lab::net::userns::Ids> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        if !ip.is_loopback() {
+            return Err(Error::usage(format!(
+                "--userns {host}: the new network namespace has only loopback; give 127.0.0.1 (any 127.x.y.z) or ::1"
+            )));
+        }
+    }
+    Ok(crate::lab::net::userns::Ids::current())
+}
 
 /// Where to ping: a literal address, or a name for getaddrinfo.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,10 +161,17 @@ impl PingConfig {
                 return Err(Error::usage(format!("-c {c}: give 1 to 1000000 requests")));
             }
         }
-        let min_interval = if o.flood { 0.0 } else { 0.01 };
-        if !(min_interval..=60.0).contains(&o.interval) {
+        // iputils' rule: anyone down to 2 ms, root (or -f) below that.
+        // (geteuid only then: the tour builds this config between steps.)
+        if !(0.0..=60.0).contains(&o.interval) {
             return Err(Error::usage(format!(
-                "-i {}: give an interval from 0.01 to 60 seconds",
+                "-i {}: give an interval from 0.002 to 60 seconds (below 0.002: root only)",
+                o.interval
+            )));
+        }
+        if o.interval < 0.002 && !o.flood && !nix::unistd::geteuid().is_root() {
+            return Err(Error::usage(format!(
+                "-i {}: cannot flood; minimal interval allowed for user is 2ms (iputils' rule: root may go lower)",
                 o.interval
             )));
         }
@@ -429,7 +450,11 @@ mod tests {
             ..opts()
         }));
         assert!(bad(PingOptions {
-            interval: 0.0,
+            interval: -1.0,
+            ..opts()
+        }));
+        assert!(bad(PingOptions {
+            interval: 61.0,
             ..opts()
         }));
         assert!(bad(PingOptions {

@@ -121,14 +121,20 @@ impl<'c> Ping<'c> {
             let pass = icmp::passed_types(self.family);
             match self.family {
                 Family::V4 => {
-                    rec.note("the kernel now drops every ICMP type but echo reply, destination unreachable and time exceeded before it reaches this socket, as iputils ping's ICMP_FILTER does; without it the raw socket gets a copy of every ICMP message the host receives — on loopback our own requests too (see --no-filter). Other pings' replies still get through: ids are checked here");
+                    rec.note("the kernel now drops every ICMP type but echo reply, destination unreachable and time exceeded before it reaches this socket, as iputils ping's ICMP_FILTER does; without it the raw socket gets a copy of every ICMP message the host receives — on loopback our own requests too (see --no-filter). Other pings' replies are dropped by the socket filter next");
                     raw::setsockopt_icmp_filter(rec, fd, icmp::icmp_filter(pass))?;
                 }
                 Family::V6 => {
-                    rec.note("option 1 of SOL_ICMPV6 is ICMP6_FILTER (strace prints the number): one bit per ICMPv6 type, a set bit blocks it; only echo reply (129), destination unreachable (1) and time exceeded (3) get through. Without it the socket gets every ICMPv6 message — on loopback our own requests, neighbour discovery too (see --no-filter). Other pings' replies still get through: ids are checked here");
+                    rec.note("option 1 of SOL_ICMPV6 is ICMP6_FILTER (strace prints the number): one bit per ICMPv6 type, a set bit blocks it; only echo reply (129), destination unreachable (1) and time exceeded (3) get through. Without it the socket gets every ICMPv6 message — on loopback our own requests, neighbour discovery too (see --no-filter). Other pings' replies are dropped by the socket filter next");
                     raw::setsockopt_icmp6_filter(rec, fd, icmp::icmp6_filter(pass))?;
                 }
             }
+            rec.note(format!(
+                "iputils' socket filter: a BPF program of {} instructions drops, in the kernel, echo replies with another id than ours ({:#06x}) — other pings' — so a busy host's pings cannot crowd ours out of the socket's queue",
+                icmp::id_filter(self.family, self.id).len(),
+                self.id
+            ));
+            raw::attach_filter(rec, fd, &icmp::id_filter(self.family, self.id))?;
         }
         rec.note("the kernel stamps each packet as it arrives; the RTT is taken from that stamp, as iputils ping does, not from when this process wakes up");
         socket::setsockopt_int(rec, fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 1)?;

@@ -1,5 +1,9 @@
 //! The models on blocking sockets: `iterative` (the seed's) and `fork`.
-//! Each accept and each recv is preceded by a ppoll that lets Ctrl-C in.
+//! Each accept, and each recv of the iterative server, is preceded by a
+//! ppoll that lets Ctrl-C in. A fork child, which does nothing but serve
+//! its one connection, lets the stop signals in for good and waits in
+//! `recvfrom` itself, as the seed's server does: two syscalls per message
+//! instead of three (SO_RCVTIMEO keeps the idle timeout).
 
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
@@ -28,6 +32,16 @@ fn accept(rec: &mut Recorder, lst: &OwnedFd) -> Result<Option<(OwnedFd, Option<S
     }
 }
 
+/// Where a conversation waits for the next message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WaitIn {
+    /// In a ppoll before each recv (the stop signals are held otherwise).
+    Ppoll,
+    /// In the recv itself, the stop signals let in for good
+    /// ([`signal::let_stops_in`]), the idle timeout as SO_RCVTIMEO.
+    Recv,
+}
+
 /// One connection on a blocking stream socket (TCP or Unix), as in the
 /// seed: recv, reply, until "q", EOF, a reset, or `idle` without a message.
 /// `who` names the peer in messages.
@@ -38,21 +52,64 @@ pub(crate) fn converse(
     prefix: &[u8],
     idle: Option<Duration>,
 ) -> Result<Ending> {
+    converse_waiting(rec, conn, who, prefix, idle, WaitIn::Ppoll)
+}
+
+/// [`converse`], waiting where `wait_in` says.
+pub(crate) fn converse_waiting(
+    rec: &mut Recorder,
+    conn: &OwnedFd,
+    who: &str,
+    prefix: &[u8],
+    idle: Option<Duration>,
+    wait_in: WaitIn,
+) -> Result<Ending> {
     let mut buf = [0u8; RECV_SIZE];
     let mut reply = Vec::with_capacity(prefix.len() + RECV_SIZE);
+    if let (WaitIn::Recv, Some(d)) = (wait_in, idle) {
+        rec.note(format!(
+            "SO_RCVTIMEO: a recv that waits {} s for this client returns EAGAIN (the idle timeout)",
+            d.as_secs_f64()
+        ));
+        socket::setsockopt_timeval(rec, conn.as_fd(), libc::SOL_SOCKET, libc::SO_RCVTIMEO, d)?;
+    }
     loop {
-        rec.waiting(match idle {
-            Some(d) => format!("waiting up to {} s for {who} to send", d.as_secs_f64()),
-            None => format!("waiting for {who} to send"),
-        });
-        if !wait::readable(rec, conn.as_fd(), idle)? {
+        if rec.tracing() {
+            rec.waiting(match idle {
+                Some(d) => format!("waiting up to {} s for {who} to send", d.as_secs_f64()),
+                None => format!("waiting for {who} to send"),
+            });
+        }
+        let idle_said = |rec: &mut Recorder| {
             rec.message(format!(
                 "{who} sent nothing for {} s (--idle-timeout): closing it, so a silent client cannot hold the server",
                 idle.map_or(0.0, |d| d.as_secs_f64())
             ));
-            return Ok(Ending::Idle);
-        }
-        let n = match socket::recv(rec, conn.as_fd(), &mut buf, 0) {
+        };
+        let got = match wait_in {
+            WaitIn::Ppoll => {
+                if !wait::readable(rec, conn.as_fd(), idle)? {
+                    idle_said(rec);
+                    return Ok(Ending::Idle);
+                }
+                socket::recv(rec, conn.as_fd(), &mut buf, 0)
+            }
+            WaitIn::Recv => {
+                let r = signal::in_window(rec, |rec| socket::recv(rec, conn.as_fd(), &mut buf, 0));
+                match r {
+                    Err(e) if e.errno == Errno::EAGAIN && idle.is_some() => {
+                        idle_said(rec);
+                        return Ok(Ending::Idle);
+                    }
+                    // A signal that is not a stop (none is expected): again.
+                    Err(e) if e.errno == Errno::EINTR && signal::stop_pending().is_none() => {
+                        continue
+                    }
+                    r => r,
+                }
+            }
+        };
+        let n = match got {
             Ok(n) => n,
             Err(e) if e.errno == Errno::ECONNRESET => {
                 rec.message(format!(
@@ -197,7 +254,15 @@ pub(super) fn forking(rec: &mut Recorder, lst: OwnedFd, cfg: &ServerConfig) -> R
                         rec.note("the child closes its copy of the listening socket: only the parent accepts");
                         file::close(rec, l)?;
                     }
-                    let ending = converse(rec, &conn, &peer_name(peer), &cfg.prefix, cfg.idle);
+                    signal::let_stops_in(rec)?;
+                    let ending = converse_waiting(
+                        rec,
+                        &conn,
+                        &peer_name(peer),
+                        &cfg.prefix,
+                        cfg.idle,
+                        WaitIn::Recv,
+                    );
                     match ending {
                         Ok(ending) => close_conn(rec, conn, ending),
                         Err(e) => {

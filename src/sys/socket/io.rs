@@ -232,9 +232,10 @@ fn recvfrom_inner(
 ) -> Result<(usize, Option<SocketAddr>), SysError> {
     let raw = fd.as_raw_fd();
     let libc_name = if want_addr { "recvfrom" } else { "recv" };
-    let call = Call::new("recvfrom")
-        .libc(libc_name)
-        .may_wait(raw.to_string(), "waiting for data");
+    let mut call = Call::new("recvfrom").libc(libc_name);
+    if rec.tracing() {
+        call = call.may_wait(raw.to_string(), "waiting for data");
+    }
     let cap = buf.len();
     let ptr = buf.as_ptr();
     let mut ss = MaybeUninit::<libc::sockaddr_storage>::zeroed();
@@ -274,8 +275,8 @@ fn recvfrom_inner(
         Ok(_) if want_addr => from_storage(&ss, len),
         _ => None,
     };
-    let fl = names::msg_flags(flags);
     rec.end(pending, r, |r| {
+        let fl = names::msg_flags(flags);
         let (data, ret, note) = match r {
             Ok(n) => {
                 let n = (*n).min(cap);
