@@ -8,10 +8,17 @@
 //! the table the `socket` step said, without the TIME_WAIT sockets that
 //! make /proc/net/tcp slow to read on a busy machine) or /proc/net/*
 //! (AF_UNIX, raw, packet, or when the kernel has no inet_diag), and for a
-//! connected AF_UNIX socket one dump gives its peer, as for `--fds`. A `close` cannot be looked at after the call, so each process
-//! keeps what it last saw of each descriptor (a child inherits its parent's
+//! connected AF_UNIX socket one dump gives its peer, as for `--fds`. Once
+//! a socket's addresses are settled (or it is in no table) they are kept,
+//! so a `recvfrom` or `sendto` costs one readlink, not a dump; a `bind`,
+//! `connect` or `listen` step looks again.
+//!
+//! A `close` cannot be looked at after the call, so each process keeps
+//! what it last saw of each descriptor (a child inherits its parent's
 //! memory, and with it what the parent saw). These reads are the display's
-//! business, not the experiment's: they are not steps.
+//! business, not the experiment's: they are not steps. Nothing here runs
+//! unless a step is shown (not with `--quiet`, `-c`, or in a bench's
+//! untraced loops).
 
 use std::collections::HashMap;
 
@@ -29,11 +36,18 @@ pub struct Objects {
     /// Sockets made by a step here that have no address yet, so are in no
     /// table: no need to read one (/proc/net/tcp can hold thousands of lines).
     unaddressed: std::collections::HashSet<u64>,
-    /// Sockets whose addresses cannot change any more (listening,
-    /// connected, or a UDP socket with its port).
+    /// Sockets whose addresses cannot change until a `bind`, `connect` or
+    /// `listen` step (listening, connected, a UDP socket with its port, a
+    /// raw or packet socket): a step on one reads nothing but its link.
     settled: HashMap<u64, ObjectRef>,
+    /// Sockets listed in no table read here (netlink, ICMP datagram, or
+    /// not found), until a `bind`, `connect` or `listen` step: not looked
+    /// for again at each message.
+    nowhere: std::collections::HashSet<u64>,
     /// The peers of AF_UNIX sockets, once known.
     unix_peers: HashMap<u64, u64>,
+    /// Sockets looked for in a dump or table so far (what the tests count).
+    asked: u64,
 }
 
 /// Calls that give a socket an address (a `sendto` binds an unbound UDP
@@ -98,10 +112,15 @@ impl Objects {
             return Some(o);
         };
         if new && syscall == "socket" {
-            if let Some(t) = table_of(args) {
-                self.table.insert(inode, t);
-                if t != "/proc/net/unix" {
-                    self.unaddressed.insert(inode);
+            match table_of(args) {
+                Some(t) => {
+                    self.table.insert(inode, t);
+                    if t != "/proc/net/unix" {
+                        self.unaddressed.insert(inode);
+                    }
+                }
+                None => {
+                    self.nowhere.insert(inode);
                 }
             }
             return Some(o);
@@ -114,9 +133,11 @@ impl Objects {
         if ADDRESSING.contains(&syscall) {
             self.unaddressed.remove(&inode);
         }
-        if syscall == "connect" {
-            // A UDP socket settled on its port gets a remote address now.
+        if matches!(syscall, "bind" | "connect" | "listen") {
+            // Its addresses or its state change now (a UDP socket settled
+            // on its port gets a remote address, a raw socket a local one).
             self.settled.remove(&inode);
+            self.nowhere.remove(&inode);
         }
         if !self.unaddressed.contains(&inode) {
             self.socket(inode, &mut o);
@@ -133,6 +154,10 @@ impl Objects {
             };
             return;
         }
+        if self.nowhere.contains(&inode) {
+            return;
+        }
+        self.asked += 1;
         let hint = self.table.get(&inode).copied();
         // TCP and UDP sockets are asked of the kernel by sock_diag, which
         // skips the TIME_WAIT ones /proc/net/tcp lists by the thousand.
@@ -148,6 +173,7 @@ impl Objects {
             None => fds::socket_info(inode, hint),
         };
         let Some(sock) = found else {
+            self.nowhere.insert(inode);
             return;
         };
         self.table.insert(inode, sock.table());
@@ -170,10 +196,11 @@ impl Objects {
             } => match *proto {
                 "TCP" => *state == "LISTEN" || (*state == "ESTABLISHED" && o.remote.is_some()),
                 "UDP" => local.port() != 0,
-                _ => false,
+                _ => true,
             },
-            Socket::Unix(_) => o.peer.is_some(),
-            Socket::Packet { .. } => false,
+            // Unless connected to a peer not found yet (then asked again).
+            Socket::Unix(_) => !sock.unix_connected() || o.peer.is_some(),
+            Socket::Packet { .. } => true,
         };
         if settled {
             self.settled.insert(inode, o.clone());
@@ -375,6 +402,61 @@ mod tests {
             [3]
         );
         assert!(descriptors("wait4", &args(&["42"]), Some(42)).is_empty());
+    }
+
+    /// A step on a settled socket, or one in no table, reads its link and
+    /// nothing else: no dump, no /proc/net table per message.
+    #[test]
+    fn messages_on_a_settled_socket_ask_nothing_more() {
+        use nix::sys::socket::{
+            bind, socket, AddressFamily, SockFlag, SockProtocol, SockType, SockaddrIn,
+        };
+        use std::os::fd::AsRawFd;
+        let mut o = Objects::default();
+        let udp = socket(
+            AddressFamily::Inet,
+            SockType::Datagram,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .expect("udp socket");
+        let fd = udp.as_raw_fd();
+        let s = fd.to_string();
+        o.look(
+            "socket",
+            &args(&["AF_INET", "SOCK_DGRAM|SOCK_CLOEXEC", "IPPROTO_IP"]),
+            Some(fd.into()),
+        );
+        assert_eq!(o.asked, 0, "no address yet: nothing to ask");
+        bind(fd, &SockaddrIn::new(127, 0, 0, 1, 0)).expect("bind");
+        let bound = o.look("bind", &args(&[&s, "{…}", "16"]), Some(0));
+        assert_eq!(o.asked, 1);
+        assert_eq!(bound[0].proto.as_deref(), Some("UDP"), "{bound:?}");
+        for _ in 0..3 {
+            let sent = o.look("sendto", &args(&[&s, "\"x\"", "1", "0"]), Some(1));
+            assert_eq!(sent, bound);
+        }
+        assert_eq!(o.asked, 1, "each sendto read the link alone");
+
+        let nl = socket(
+            AddressFamily::Netlink,
+            SockType::Raw,
+            SockFlag::SOCK_CLOEXEC,
+            SockProtocol::NetlinkRoute,
+        )
+        .expect("netlink socket");
+        let fd = nl.as_raw_fd();
+        let s = fd.to_string();
+        o.look(
+            "socket",
+            &args(&["AF_NETLINK", "SOCK_RAW|SOCK_CLOEXEC", "NETLINK_ROUTE"]),
+            Some(fd.into()),
+        );
+        for _ in 0..3 {
+            let seen = o.look("sendmsg", &args(&[&s, "{…}", "0"]), Some(20));
+            assert!(seen[0].object.starts_with("socket:["), "{seen:?}");
+        }
+        assert_eq!(o.asked, 1, "a netlink socket is in no table: never asked");
     }
 
     #[test]
