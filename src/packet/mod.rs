@@ -6,6 +6,7 @@
 pub mod filter;
 pub mod frame;
 pub mod icmp;
+pub mod icmp_bpf;
 pub mod netlink;
 pub mod pcap;
 pub mod portmap;

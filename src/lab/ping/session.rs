@@ -131,10 +131,14 @@ impl<'c> Ping<'c> {
             }
             rec.note(format!(
                 "iputils' socket filter: a BPF program of {} instructions drops, in the kernel, echo replies with another id than ours ({:#06x}) — other pings' — so a busy host's pings cannot crowd ours out of the socket's queue",
-                icmp::id_filter(self.family, self.id).len(),
+                crate::packet::icmp_bpf::id_filter(self.family, self.id).len(),
                 self.id
             ));
-            raw::attach_filter(rec, fd, &icmp::id_filter(self.family, self.id))?;
+            raw::attach_filter(
+                rec,
+                fd,
+                &crate::packet::icmp_bpf::id_filter(self.family, self.id),
+            )?;
         }
         rec.note("the kernel stamps each packet as it arrives; the RTT is taken from that stamp, as iputils ping does, not from when this process wakes up");
         socket::setsockopt_int(rec, fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 1)?;
