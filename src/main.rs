@@ -93,7 +93,13 @@ fn main() -> ExitCode {
         Command::Diagram { run, output, html } => {
             return diagram_command(&run, output.as_deref(), html.as_deref())
         }
-        Command::Sniff(a) if a.dump > 0 => return dump_filter(&a, opts),
+        Command::Sniff(a) if a.dump > 0 => {
+            if drawn {
+                eprintln!("ipclab: sniff -d prints the filter's program and makes no syscall step: --diagram and --html would have nothing to draw");
+                return ExitCode::from(2);
+            }
+            return dump_filter(&a, opts);
+        }
         _ => {}
     }
     // Bad input is refused before the first syscall step.

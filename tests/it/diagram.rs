@@ -14,10 +14,10 @@ use serde_json::Value;
 
 use crate::util::{have_tool, ipclab, run_cmd, skip, strace_crosscheck, Run, TempDir};
 
-const LIMIT: Duration = Duration::from_secs(60);
+pub const LIMIT: Duration = Duration::from_secs(60);
 
 /// `ipclab --format json --diagram DIR/run.svg ARGS`: the run and the SVG.
-fn drawn(dir: &TempDir, args: &[&str]) -> (Run, String) {
+pub fn drawn(dir: &TempDir, args: &[&str]) -> (Run, String) {
     let svg = dir.path().join("run.svg");
     let mut cmd = ipclab();
     cmd.args(["--format", "json", "--diagram"])
@@ -38,7 +38,7 @@ fn classes<'a>(n: &roxmltree::Node<'a, 'a>) -> Vec<&'a str> {
 }
 
 /// The pids of the SVG's lanes (`g.lane[data-pid]`).
-fn svg_lanes(svg: &str) -> BTreeSet<i64> {
+pub fn svg_lanes(svg: &str) -> BTreeSet<i64> {
     let doc = roxmltree::Document::parse(svg).expect("the SVG is well-formed XML");
     doc.descendants()
         .filter(|n| n.has_tag_name("g") && classes(n).contains(&"lane"))
@@ -47,7 +47,7 @@ fn svg_lanes(svg: &str) -> BTreeSet<i64> {
 }
 
 /// The SVG's data arrows: (step written, step read, bytes).
-fn svg_data_arrows(svg: &str) -> BTreeSet<(u64, u64, u64)> {
+pub fn svg_data_arrows(svg: &str) -> BTreeSet<(u64, u64, u64)> {
     let doc = roxmltree::Document::parse(svg).expect("the SVG is well-formed XML");
     doc.descendants()
         .filter(|n| {
@@ -183,7 +183,7 @@ fn expected_data_arrows(steps: &[Value]) -> BTreeSet<(u64, u64, u64)> {
     out
 }
 
-fn check_lanes_and_arrows(args: &[&str], min_arrows: usize) {
+pub fn check_lanes_and_arrows(args: &[&str], min_arrows: usize) {
     let dir = TempDir::new("diagram");
     let (run, svg) = drawn(&dir, args);
     let steps = run.steps();

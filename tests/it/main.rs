@@ -7,6 +7,7 @@ mod util;
 mod bench;
 mod cli;
 mod diagram;
+mod diagram_labs;
 mod errata;
 mod faults;
 mod fifo;
