@@ -1,5 +1,5 @@
-//! The command line: clap derive types only. `main` turns them into the
-//! plain, validated configs each lab takes.
+//! The command line: clap derive types only. `main` (its `plan` module)
+//! turns them into the plain, validated configs each lab takes.
 
 use std::path::PathBuf;
 
