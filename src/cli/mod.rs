@@ -380,7 +380,7 @@ pub enum NetExperiment {
     Timeout,
     /// MTU 1280: fragments, and "fragmentation needed"
     Mtu,
-    /// The RPC lab across the hosts (not built yet)
+    /// The matchmaker (port 111) and RPC server on `server`, the client on `client`: remoteAdd across the router
     Rpc,
 }
 

@@ -17,8 +17,7 @@ pub(super) fn plan_net(experiment: NetExperiment, keep: bool) -> Result<Job> {
         NetExperiment::Unreachable => (Which::One(E::Unreachable), "net unreachable"),
         NetExperiment::Timeout => (Which::One(E::Timeout), "net timeout"),
         NetExperiment::Mtu => (Which::One(E::Mtu), "net mtu"),
-        // The hook for the RPC lab: until `lab::rpc` exists, bad usage.
-        NetExperiment::Rpc => return Err(lab::net::rpc_missing()),
+        NetExperiment::Rpc => (Which::One(E::Rpc), "net rpc"),
     };
     let cfg = NetConfig::new(which, keep)?;
     match which {

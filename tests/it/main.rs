@@ -14,6 +14,7 @@ mod fifo;
 mod golden;
 mod habits;
 mod net;
+mod net_rpc;
 mod ping;
 mod ping_iputils;
 mod pipe;

@@ -12,10 +12,10 @@ use crate::util::{
     self, is_root, leaked_fds, run, run_cmd, run_unprivileged, skip, spawn, unreaped_children, Run,
 };
 
-const LIMIT: Duration = Duration::from_secs(90);
+pub(crate) const LIMIT: Duration = Duration::from_secs(90);
 
 /// The run as this user and, when root, as nobody too (setpriv).
-fn runs(test: &str, args: &[&str]) -> Vec<(&'static str, Run)> {
+pub(crate) fn runs(test: &str, args: &[&str]) -> Vec<(&'static str, Run)> {
     let mut full = vec!["--format", "json", "net"];
     full.extend_from_slice(args);
     let mut out = vec![(if is_root() { "root" } else { "user" }, run(&full, LIMIT))];
@@ -30,7 +30,7 @@ fn runs(test: &str, args: &[&str]) -> Vec<(&'static str, Run)> {
 }
 
 /// The host's network interfaces, as the kernel lists them.
-fn host_links() -> Vec<String> {
+pub(crate) fn host_links() -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir("/sys/class/net")
         .map(|d| {
             d.filter_map(|e| e.ok())
@@ -43,7 +43,7 @@ fn host_links() -> Vec<String> {
 }
 
 /// Every process the run forked is gone (reaped, not just exited).
-fn all_gone(r: &Run) -> bool {
+pub(crate) fn all_gone(r: &Run) -> bool {
     let pids: Vec<i64> = r
         .steps()
         .iter()
@@ -59,7 +59,7 @@ fn all_gone(r: &Run) -> bool {
 /// Checks what every run shares: exit 0, three hosts each in a new
 /// network namespace, reaped, no descriptor left open, a user namespace
 /// exactly when unprivileged.
-fn common(label: &str, r: &Run) {
+pub(crate) fn common(label: &str, r: &Run) {
     r.assert_ok();
     let steps = r.steps();
     let unshares: Vec<&Value> = steps.iter().filter(|s| s["syscall"] == "unshare").collect();
@@ -108,12 +108,12 @@ fn common(label: &str, r: &Run) {
     }
 }
 
-fn text(r: &Run) -> String {
+pub(crate) fn text(r: &Run) -> String {
     r.messages().join("\n")
 }
 
 /// The captured frames' lines (`sniff -e` style: time, direction, MACs).
-fn frame_lines(t: &str) -> Vec<&str> {
+pub(crate) fn frame_lines(t: &str) -> Vec<&str> {
     t.lines().filter(|l| l.contains(", ethertype ")).collect()
 }
 
@@ -387,6 +387,7 @@ fn net_demo_runs_every_experiment_on_one_topology() {
             "net unreachable",
             "net timeout",
             "net mtu",
+            "net rpc",
         ] {
             assert!(
                 rows.iter()
@@ -394,8 +395,6 @@ fn net_demo_runs_every_experiment_on_one_topology() {
                 "{label}: {lab}: {rows:?}"
             );
         }
-        assert!(rows.iter().any(|row| row["lab"] == "net rpc"
-            && row["result"].as_str().unwrap_or("").starts_with("skipped")));
     }
     assert_eq!(host_links(), before);
 }
@@ -406,7 +405,7 @@ fn net_bad_input_is_refused_before_any_step() {
         (&["net", "bogus"][..], "possible values"),
         (&["net"][..], "net"),
         (&["net", "arp", "--keep"][..], "--keep"),
-        (&["net", "rpc"][..], "not built yet"),
+        (&["net", "rpc", "--keep"][..], "--keep"),
     ] {
         let r = run(args, LIMIT);
         assert_eq!(r.code(), Some(2), "{args:?}: {}", r.stderr);

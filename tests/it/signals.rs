@@ -74,6 +74,20 @@ pub(crate) fn stops_cleanly(
     kind: Load,
     stall: bool,
 ) -> u32 {
+    stops_cleanly_after(args, sig, None, wait, kind, stall)
+}
+
+/// As [`stops_cleanly`], with `wait` counted from the first output line
+/// that contains `marker`, when one is given: a stage of a run that is
+/// over in milliseconds, whatever the machine's load.
+pub(crate) fn stops_cleanly_after(
+    args: &[&str],
+    sig: (&str, i32),
+    marker: Option<&str>,
+    wait: Duration,
+    kind: Load,
+    stall: bool,
+) -> u32 {
     let tmp = TempDir::new("signals");
     let mut child = ipclab()
         .args(["--format", "json"])
@@ -121,6 +135,19 @@ pub(crate) fn stops_cleanly(
         };
         let s = stop.clone();
         loader = Some(std::thread::spawn(move || load(kind, addr, s)));
+    }
+    if let Some(m) = marker {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("{args:?}: no line with {m:?}: {lines:?}"));
+            lines.push(line.clone());
+            if line.contains(m) {
+                break;
+            }
+        }
     }
     std::thread::sleep(wait);
     let killed = Command::new("kill")

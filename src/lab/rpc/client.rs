@@ -462,6 +462,13 @@ impl Caller {
 
 /// `ipclab rpc call`.
 pub fn run(rec: &mut Recorder, cfg: &CallConfig) -> Result<()> {
+    run_with(rec, cfg, true).map(drop)
+}
+
+/// One call as `rpc call` makes it: GETPORT unless `cfg.port`, the call
+/// (its bytes as a labelled hex dump if `dump`), the result line. Returns
+/// the result of ADD and INCR (None for NULL's void).
+pub fn run_with(rec: &mut Recorder, cfg: &CallConfig, dump: bool) -> Result<Option<i32>> {
     let identity = Identity::ask(rec)?;
     let prot = if cfg.tcp {
         portmap::IPPROTO_TCP
@@ -481,7 +488,7 @@ pub fn run(rec: &mut Recorder, cfg: &CallConfig) -> Result<()> {
         Caller::udp(rec, to, identity)?
     };
     let policy = Policy::for_semantics(cfg.semantics, cfg.timeout, cfg.retries, cfg.deadline);
-    let called = caller.call(rec, &cfg.call, &policy, true, &mut |_| Ok(()));
+    let called = caller.call(rec, &cfg.call, &policy, dump, &mut |_| Ok(()));
     let closed = caller.close(rec);
     let called = called?;
     closed?;
@@ -507,7 +514,7 @@ pub fn run(rec: &mut Recorder, cfg: &CallConfig) -> Result<()> {
             };
             let alias = if matches!(cfg.call, IpclabCall::Add(_)) { " — the notes' remoteAdd" } else { "" };
             rec.message(format!("{name} = {value}{alias} ({how})"));
-            Ok(())
+            Ok(called.int())
         }
         Some(other) => Err(Error::protocol(format!(
             "the server refused {name}: {}",

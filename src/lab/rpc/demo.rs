@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use nix::fcntl::OFlag;
 use nix::sys::signal::Signal;
+use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
 
 use super::client::{Caller, Identity, Policy};
@@ -60,9 +61,22 @@ pub struct Row {
 }
 
 /// A running server child.
-struct Life {
-    pid: Pid,
+pub struct Life {
+    pub pid: Pid,
     notify: OwnedFd,
+    /// The port it serves on (UDP and TCP alike), as it reported it.
+    pub port: u16,
+}
+
+impl Life {
+    /// Stops the server (SIGTERM: it unregisters and exits; SIGKILL after
+    /// the grace time), reaps it, and reads the counter it reported.
+    pub fn stop(self, rec: &mut Recorder) -> (Result<WaitStatus>, Option<i32>) {
+        let st = wait::stop(rec, self.pid);
+        let counter = read_report(rec, &self.notify);
+        let _ = file::close(rec, self.notify);
+        (st, counter)
+    }
 }
 
 /// The demo's children, stopped on every way out.
@@ -76,11 +90,7 @@ struct Kids {
 
 impl Kids {
     fn stop_server(&mut self, rec: &mut Recorder) -> Option<i32> {
-        let life = self.server.take()?;
-        let _ = wait::stop(rec, life.pid);
-        let counter = read_report(rec, &life.notify);
-        let _ = file::close(rec, life.notify);
-        counter
+        self.server.take()?.stop(rec).1
     }
 
     fn stop_all(&mut self, rec: &mut Recorder) {
@@ -226,8 +236,8 @@ fn demo(rec: &mut Recorder, cfg: &DemoConfig, dir: &Path, kids: &mut Kids) -> Re
     Ok(())
 }
 
-/// Forks a server and waits until it says it is ready.
-fn start(rec: &mut Recorder, cfg: &ServerConfig) -> Result<Life> {
+/// Forks a server and waits until it says it is ready (`ready PORT`).
+pub fn start(rec: &mut Recorder, cfg: &ServerConfig) -> Result<Life> {
     rec.note("a pipe for the server to say when it is ready (registered and listening), and its counter at the end");
     let (rd, wr) = file::pipe2(rec, OFlag::O_CLOEXEC)?;
     match process::fork(rec)? {
@@ -237,9 +247,10 @@ fn start(rec: &mut Recorder, cfg: &ServerConfig) -> Result<Life> {
         }),
         Forked::Parent { child } => {
             file::close(rec, wr)?;
-            let life = Life {
+            let mut life = Life {
                 pid: child,
                 notify: rd,
+                port: 0,
             };
             let mut buf = [0u8; 64];
             rec.waiting(format!(
@@ -253,8 +264,11 @@ fn start(rec: &mut Recorder, cfg: &ServerConfig) -> Result<Life> {
                     Ok(0)
                 }
             });
-            match ready {
-                Ok(n) if buf[..n].starts_with(b"ready") => Ok(life),
+            match ready.map(|n| ready_port(&buf[..n])) {
+                Ok(Some(port)) => {
+                    life.port = port;
+                    Ok(life)
+                }
                 other => {
                     let _ = wait::stop(rec, life.pid);
                     let _ = file::close(rec, life.notify);
@@ -266,6 +280,16 @@ fn start(rec: &mut Recorder, cfg: &ServerConfig) -> Result<Life> {
             }
         }
     }
+}
+
+/// The port in a server's `ready PORT` line.
+fn ready_port(line: &[u8]) -> Option<u16> {
+    std::str::from_utf8(line)
+        .ok()?
+        .strip_prefix("ready ")?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// SIGKILL the server, reap it, start it again on `port`.
@@ -506,6 +530,13 @@ pub fn verdict(r: &Row) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_ready_line_gives_the_port() {
+        assert_eq!(ready_port(b"ready 45961\n"), Some(45961));
+        assert_eq!(ready_port(b"ready\n"), None);
+        assert_eq!(ready_port(b"counter 3 executed 3\n"), None);
+    }
 
     #[test]
     fn the_table_has_one_parseable_row_per_semantics() {

@@ -24,7 +24,7 @@ pub mod demo;
 pub mod matchmaker;
 pub mod semantics;
 pub mod server;
-mod service;
+pub(crate) mod service;
 pub mod state;
 pub mod wire;
 

@@ -69,8 +69,8 @@ struct Server {
     executed: u64,
 }
 
-/// The server, with `notify` (the demo's pipe) told `ready` once it
-/// serves, and its counter when it stops.
+/// The server, with `notify` (the parent's pipe: `rpc demo`'s, `net
+/// rpc`'s) told `ready PORT` once it serves, and its counter when it stops.
 pub fn run_with(rec: &mut Recorder, cfg: &ServerConfig, notify: Option<OwnedFd>) -> Result<()> {
     let result = start_and_serve(rec, cfg, notify.as_ref());
     if let Some(n) = notify {
@@ -194,8 +194,11 @@ fn bind_register_serve(
         cfg.semantics.name()
     ));
     if let Some(n) = notify {
-        rec.note("the demo is told the server is ready (registered and listening)");
-        file::write(rec, n.as_fd(), b"ready\n")?;
+        rec.note(
+            "the parent is told the server is ready (registered and listening), and on which port",
+        );
+        let ready = format!("ready {}\n", ends.addr.port());
+        file::write(rec, n.as_fd(), ready.as_bytes())?;
     }
     let served = service::serve(rec, ends, server, LIMITS);
     if let Some(r) = reg {
