@@ -17,7 +17,9 @@
 # is touched. Latency rows compare medians (ipclab's median over batches of
 # round trips with sockperf's 50th percentile ×2, and with the C programs'
 # median over batches of 100), ping compares iputils' avg with ipclab's.
-# Each ipclab `bench ipc` run is made right before its peer's.
+# Each ipclab `bench ipc` run is made right before its peer's, and the whole
+# set is repeated ROUNDS times (default 3); the table shows the median ratio
+# and its range over the rounds.
 # Needs a release build:
 #   cargo build --release && sudo scripts/compare-peers.sh
 #   CPU=1 BIN=/usr/local/bin/ipclab sudo -E scripts/compare-peers.sh
@@ -27,6 +29,9 @@ PATH=$PATH:/usr/sbin:/sbin
 BIN=${BIN:-target/release/ipclab}
 CPU=${CPU:-0}
 SECS=${SECS:-3}   # seconds per peer run (sockperf, iperf3, bench echo)
+ROUNDS=${ROUNDS:-3}  # every pair is measured this many times, interleaved; the table
+                     # gives the median ratio and the range (one run on a shared
+                     # machine moves by 10–30%)
 ROOT=no; [ "$(id -u)" = 0 ] && ROOT=yes
 
 WORK=$(mktemp -d)
@@ -146,6 +151,8 @@ ipc() {  # ipc FILE ARGS…: one bench ipc run, pinned, bounded in trips and tim
     --seconds 0.5 --pin "$CPU" "$@" >"$f" || note "ipclab bench ipc $* failed (exit $?)"
 }
 
+declare -A RPS RI RP
+measure_round() {  # every row once; rounds are interleaved, peer beside ipclab
 # --- 1. ping -------------------------------------------------------------
 avg() { sed -n 's/.*rtt min\/avg\/max\/mdev = [0-9.]*\/\([0-9.]*\)\/.*/\1/p'; }
 if [ $ROOT = no ]; then row "ping avg RTT, ms" - - lat "skipped: -i 0.002 needs root"
@@ -201,7 +208,6 @@ else
 fi
 
 # --- 4. echo servers, one load generator ------------------------------------
-declare -A RPS RI RP
 echo_load() {  # echo_load NAME CMD…(with @PORT@): start, load with N=1 and N=8, stop
   local name=$1 n; shift
   next_port
@@ -277,6 +283,12 @@ for t in udp tcp; do
   else row "RPC NULL call over $t median, µs (rpcgen + tirpc)" "${RI[$t]}" - lat "skipped (see notes)"; fi
 done
 
+}
+for r in $(seq "$ROUNDS"); do
+  say "=== round $r of $ROUNDS"
+  measure_round
+done
+
 # --- the table --------------------------------------------------------------
 [ -s "$WORK/notes" ] && { echo "notes:"; cat "$WORK/notes"; }
 python3 - "$ROWS" <<'EOF'
@@ -285,11 +297,24 @@ def num(s):
     try: return float(s)
     except ValueError: return None
 def fmt(v): return "-" if v is None else "%.0f" % v if v >= 1000 else "%.2f" % v if v >= 1 else "%.3f" % v
-rows = []
+import statistics
+order, seen = [], {}
 for line in open(sys.argv[1]):
     m, i, p, kind, target = line.rstrip("\n").split("\t")
-    i, p = num(i), num(p)
-    r = i / p if i is not None and p else None
+    if m not in seen:
+        order.append(m)
+        seen[m] = (kind, target, [])
+    seen[m][2].append((num(i), num(p)))
+rows = []
+for m in order:
+    kind, target, runs = seen[m]
+    ii = [i for i, _ in runs if i is not None]
+    pp = [p for _, p in runs if p is not None]
+    rs = [i / p for i, p in runs if i is not None and p]
+    i = statistics.median(ii) if ii else None
+    p = statistics.median(pp) if pp else None
+    r = statistics.median(rs) if rs else None
+    span = "%.2f–%.2f" % (min(rs), max(rs)) if len(rs) > 1 else "-"
     t = target.split()
     if t[0] == "band":
         goal = "%s–%s× %s" % (t[1], t[2], "(±%d%%)" % round((float(t[2]) - 1) * 100))
@@ -306,12 +331,13 @@ for line in open(sys.argv[1]):
     elif ok is None: verdict = goal
     elif isinstance(ok, str): verdict = goal + ": " + ok
     else: verdict = goal + (": met" if ok else ": NOT met")
-    rows.append((m + (" ↓" if kind == "lat" else " ↑"), fmt(i), fmt(p), "-" if r is None else "%.3f" % r, verdict))
-head = ("measure (↓ lower is better, ↑ higher)", "ipclab", "peer", "ratio", "target")
-w = [max(len(x[k]) for x in rows + [head]) for k in range(5)]
-print("\nratio = ipclab ÷ peer: for ↓ rows (µs, ms) below 1 means ipclab is faster;"
+    rows.append((m + (" ↓" if kind == "lat" else " ↑"), fmt(i), fmt(p), "-" if r is None else "%.3f" % r, span, verdict))
+head = ("measure (↓ lower is better, ↑ higher)", "ipclab", "peer", "ratio", "range", "target")
+w = [max(len(x[k]) for x in rows + [head]) for k in range(6)]
+print("\nratio = ipclab ÷ peer, the median over the rounds (range: the lowest and highest"
+      " round); figures are medians too. For ↓ rows (µs, ms) below 1 means ipclab is faster;"
       " for ↑ rows (MB/s, trips/s) above 1 means ipclab is faster")
 for n, x in enumerate([head] + rows):
-    print(" | ".join(x[k].ljust(w[k]) if k in (0, 4) else x[k].rjust(w[k]) for k in range(5)).rstrip())
-    if n == 0: print("-+-".join("-" * w[k] for k in range(5)))
+    print(" | ".join(x[k].ljust(w[k]) if k in (0, 5) else x[k].rjust(w[k]) for k in range(6)).rstrip())
+    if n == 0: print("-+-".join("-" * w[k] for k in range(6)))
 EOF
