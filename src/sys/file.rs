@@ -276,38 +276,6 @@ pub fn openat(
     )
 }
 
-/// Corresponds to `open(2)` with `O_CREAT` and a mode, made as
-/// `openat(2)`: creates (with `O_EXCL`, only creates) a file at `path`.
-/// See <https://man7.org/linux/man-pages/man2/open.2.html>.
-///
-/// # Errors
-/// `EEXIST` (with O_EXCL), `ENOENT`, `EACCES`, `ELOOP`.
-pub fn create(
-    rec: &mut Recorder,
-    path: &Path,
-    flags: OFlag,
-    mode: u32,
-) -> Result<OwnedFd, SysError> {
-    let fl = names::open_flags(flags.bits());
-    rec.call(
-        Call::new("openat").libc("open").changes_fds(),
-        || nix::fcntl::open(path, flags, Mode::from_bits_truncate(mode)),
-        |r| {
-            let ret = r.as_ref().map_or(-1, |fd| i64::from(fd.as_raw_fd()));
-            Shown::new(
-                vec![
-                    "AT_FDCWD".into(),
-                    path_arg(path),
-                    fl.clone(),
-                    format!("{mode:04o}"),
-                ],
-                ret,
-                format!("a new file, opened as fd {ret}"),
-            )
-        },
-    )
-}
-
 /// Corresponds to `open(2)` with `O_CREAT`, made as `openat(2)`: `mode`
 /// (less the umask) is the new file's permission bits.
 /// See <https://man7.org/linux/man-pages/man2/open.2.html>.
@@ -335,7 +303,11 @@ pub fn openat_mode(
                     format!("{mode:04o}"),
                 ],
                 ret,
-                format!("opened as fd {ret}"),
+                if flags.contains(OFlag::O_EXCL) {
+                    format!("a new file, opened as fd {ret}")
+                } else {
+                    format!("opened as fd {ret}")
+                },
             )
         },
     )

@@ -262,7 +262,7 @@ pub fn write_svg(rec: &mut Recorder, path: &Path, panels: &[Panel]) -> Result<()
         "the chart, {} bytes of SVG drawn by plotters",
         doc.len()
     ));
-    let fd = file::create(
+    let fd = file::openat_mode(
         rec,
         path,
         OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,

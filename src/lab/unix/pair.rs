@@ -143,7 +143,7 @@ fn pass_inner(rec: &mut Recorder, created: &mut Created) -> Result<()> {
     let path = dir.path.join("passed.txt");
     created.dir = Some(dir);
     rec.note("the file the descriptor will refer to, made and filled before the fork: the child inherits no descriptor for it");
-    let fd = file::create(
+    let fd = file::openat_mode(
         rec,
         &path,
         OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
