@@ -12,16 +12,10 @@ use super::mem::Mapping;
 
 use nix::errno::Errno;
 
-/// Whether an EINTR ends the loop: a stop signal (Ctrl-C) came. The bench
-/// lets the stop signals in around its loops, so a blocked read or futex
-/// wait returns EINTR and the loop ends; any other signal is retried.
-fn stop_on(e: Errno) -> bool {
-    e == Errno::EINTR && crate::os::stop_pending().is_some()
-}
-
-/// Whether a stop signal (Ctrl-C) has come: a loop checks between
-/// batches, since one that came just before a blocking call did not
-/// interrupt it.
+/// Whether a stop signal (Ctrl-C) has come. The bench lets the stop
+/// signals in around its loops: a blocked call returns EINTR and the loop
+/// ends; a loop also checks between batches, since a signal that came just
+/// before a blocking call did not interrupt it.
 pub fn stopping() -> bool {
     crate::os::stop_pending().is_some()
 }
@@ -32,7 +26,8 @@ pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Errno> {
         // SAFETY: `buf` is a live, writable buffer of `buf.len()` bytes.
         let r = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
         match Errno::result(r) {
-            Err(e) if e == Errno::EINTR && !stop_on(e) => continue,
+            // A signal other than a stop (none is expected): the call again.
+            Err(Errno::EINTR) if !stopping() => continue,
             r => return r.map(|n| n as usize),
         }
     }
@@ -44,7 +39,8 @@ pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> Result<usize, Errno> {
         // SAFETY: `buf` is a live buffer of `buf.len()` bytes the kernel only reads.
         let r = unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) };
         match Errno::result(r) {
-            Err(e) if e == Errno::EINTR && !stop_on(e) => continue,
+            // A signal other than a stop (none is expected): the call again.
+            Err(Errno::EINTR) if !stopping() => continue,
             r => return r.map(|n| n as usize),
         }
     }
@@ -93,23 +89,11 @@ pub fn epoll_wait(
             )
         };
         match Errno::result(r) {
-            Err(e) if e == Errno::EINTR && !stop_on(e) => continue,
+            // A signal other than a stop (none is expected): the call again.
+            Err(Errno::EINTR) if !stopping() => continue,
             r => return r.map(|n| n as usize),
         }
     }
-}
-
-/// One `epoll_ctl(2)` (the load generator's, not a lab step).
-pub fn epoll_ctl(
-    ep: BorrowedFd<'_>,
-    op: i32,
-    fd: i32,
-    events: u32,
-    data: u64,
-) -> Result<(), Errno> {
-    let mut ev = libc::epoll_event { events, u64: data };
-    // SAFETY: `ev` is a live epoll_event the kernel only reads.
-    Errno::result(unsafe { libc::epoll_ctl(ep.as_raw_fd(), op, fd, &mut ev) }).map(drop)
 }
 
 /// `FUTEX_WAIT` on `word` while it holds `expected`, for at most
@@ -136,7 +120,7 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) -> Result<
     };
     match Errno::result(r) {
         Ok(_) | Err(Errno::EAGAIN) | Err(Errno::ETIMEDOUT) => Ok(()),
-        Err(e) if e == Errno::EINTR && !stop_on(e) => Ok(()),
+        Err(Errno::EINTR) if !stopping() => Ok(()),
         Err(e) => Err(e),
     }
 }

@@ -264,12 +264,13 @@ pub fn let_stops_in(rec: &mut Recorder) -> Result<(), SysError> {
 /// timer whose SIGALRM interrupts the call even if it had not begun.
 pub fn in_window<T>(
     rec: &mut Recorder,
+    call: &'static str,
     run: impl FnOnce(&mut Recorder) -> Result<T, SysError>,
 ) -> Result<T, SysError> {
     os::set_window(true);
     let result = if os::stop_pending().is_some() {
         Err(SysError {
-            call: "recvfrom",
+            call,
             errno: nix::errno::Errno::EINTR,
         })
     } else {

@@ -130,10 +130,7 @@ pub fn run(rec: &mut Recorder, cfg: &EchoConfig) -> Result<()> {
             rec.message(format!("driving the echo server at {a}"));
             rows.push(drive(rec, cfg, *a, a.to_string())?);
         }
-        EchoTarget::Own(models) if cfg.udp => {
-            let _ = models;
-            rows.push(own_udp(rec, cfg)?);
-        }
+        EchoTarget::Own(_) if cfg.udp => rows.push(own_udp(rec, cfg)?),
         EchoTarget::Own(models) => {
             for &m in models {
                 rows.push(own_tcp(rec, cfg, m)?);

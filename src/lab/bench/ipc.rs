@@ -103,33 +103,21 @@ impl Mechanism {
     /// # Errors
     /// An unknown name, or none.
     pub fn parse_list(list: &str) -> Result<Vec<Mechanism>> {
-        let mut out = Vec::new();
-        for word in list.split(',').map(str::trim).filter(|w| !w.is_empty()) {
-            let found: Vec<Mechanism> = match word {
+        super::parse_list(
+            list,
+            "--mechanisms",
+            "mechanism",
+            "pipe, fifo, unix, unix-dgram, shm, tcp, udp, rpc (rpc-udp, rpc-tcp)",
+            "pipe,unix,tcp",
+            |w| match w {
                 "rpc" => vec![Mechanism::RpcUdp, Mechanism::RpcTcp],
                 w => Mechanism::ALL
                     .iter()
                     .copied()
                     .filter(|m| m.name() == w)
                     .collect(),
-            };
-            if found.is_empty() {
-                return Err(Error::usage(format!(
-                    "--mechanisms: no mechanism {word:?}; give a list of pipe, fifo, unix, unix-dgram, shm, tcp, udp, rpc (rpc-udp, rpc-tcp)"
-                )));
-            }
-            for m in found {
-                if !out.contains(&m) {
-                    out.push(m);
-                }
-            }
-        }
-        if out.is_empty() {
-            return Err(Error::usage(
-                "--mechanisms is empty; give e.g. pipe,unix,tcp",
-            ));
-        }
-        Ok(out)
+            },
+        )
     }
 }
 

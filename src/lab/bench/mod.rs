@@ -29,30 +29,61 @@ pub use echo::{run as echo, EchoConfig, EchoTarget};
 pub use ipc::{run as ipc, IpcConfig, Mechanism};
 pub use selftrace::{inner as inner_loop, parse_ways, run as trace, TraceConfig, WayName};
 
+/// A comma-separated option value (`pipe,shm,rpc`) as the items it names,
+/// in order and without repeats. `lookup` gives what a word names (one word
+/// may name several, as `rpc` does); `noun` and `valid` word the refusal.
+///
+/// # Errors
+/// A word `lookup` does not know, or no word at all.
+pub fn parse_list<T: PartialEq>(
+    list: &str,
+    option: &str,
+    noun: &str,
+    valid: &str,
+    example: &str,
+    lookup: impl Fn(&str) -> Vec<T>,
+) -> Result<Vec<T>> {
+    let mut out = Vec::new();
+    for word in list.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+        let found = lookup(word);
+        if found.is_empty() {
+            return Err(Error::usage(format!(
+                "{option}: no {noun} {word:?}; give a list of {valid}"
+            )));
+        }
+        for item in found {
+            if !out.contains(&item) {
+                out.push(item);
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(Error::usage(format!(
+            "{option} is empty; give e.g. {example}"
+        )));
+    }
+    Ok(out)
+}
+
 /// `iterative,fork,poll` → the models, in that order.
 ///
 /// # Errors
 /// An unknown model, or none.
 pub fn parse_models(list: &str) -> Result<Vec<crate::lab::tcp::Model>> {
     use crate::lab::tcp::Model;
-    let mut out = Vec::new();
-    for w in list.split(',').map(str::trim).filter(|w| !w.is_empty()) {
-        let m = [Model::Iterative, Model::Fork, Model::Poll]
-            .into_iter()
-            .find(|m| m.name() == w)
-            .ok_or_else(|| {
-                Error::usage(format!(
-                    "--models: no model {w:?}; give a list of iterative, fork, poll"
-                ))
-            })?;
-        if !out.contains(&m) {
-            out.push(m);
-        }
-    }
-    if out.is_empty() {
-        return Err(Error::usage("--models is empty; give e.g. fork,poll"));
-    }
-    Ok(out)
+    parse_list(
+        list,
+        "--models",
+        "model",
+        "iterative, fork, poll",
+        "fork,poll",
+        |w| {
+            [Model::Iterative, Model::Fork, Model::Poll]
+                .into_iter()
+                .filter(|m| m.name() == w)
+                .collect()
+        },
+    )
 }
 
 /// Where both ends run.

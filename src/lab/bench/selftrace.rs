@@ -48,26 +48,19 @@ pub enum WayName {
 /// # Errors
 /// An unknown way, or none.
 pub fn parse_ways(list: &str) -> Result<Vec<WayName>> {
-    let mut out = Vec::new();
-    for w in list.split(',').map(str::trim).filter(|w| !w.is_empty()) {
-        let way = match w {
-            "untraced" => WayName::Untraced,
-            "ipclab" => WayName::Ipclab,
-            "strace" => WayName::Strace,
-            _ => {
-                return Err(Error::usage(format!(
-                    "--ways: no way {w:?}; give a list of untraced, ipclab, strace"
-                )))
-            }
-        };
-        if !out.contains(&way) {
-            out.push(way);
-        }
-    }
-    if out.is_empty() {
-        return Err(Error::usage("--ways is empty; give e.g. untraced,ipclab"));
-    }
-    Ok(out)
+    super::parse_list(
+        list,
+        "--ways",
+        "way",
+        "untraced, ipclab, strace",
+        "untraced,ipclab",
+        |w| match w {
+            "untraced" => vec![WayName::Untraced],
+            "ipclab" => vec![WayName::Ipclab],
+            "strace" => vec![WayName::Strace],
+            _ => vec![],
+        },
+    )
 }
 
 /// One way of running the loop.

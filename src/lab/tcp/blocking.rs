@@ -95,7 +95,9 @@ pub(crate) fn converse_waiting(
                 socket::recv(rec, conn.as_fd(), &mut buf, 0)
             }
             WaitIn::Recv => {
-                let r = signal::in_window(rec, |rec| socket::recv(rec, conn.as_fd(), &mut buf, 0));
+                let r = signal::in_window(rec, "recvfrom", |rec| {
+                    socket::recv(rec, conn.as_fd(), &mut buf, 0)
+                });
                 match r {
                     Err(e) if e.errno == Errno::EAGAIN && idle.is_some() => {
                         idle_said(rec);
