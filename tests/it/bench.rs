@@ -217,16 +217,32 @@ fn bench_echo_drives_each_model_of_our_server() {
     assert_eq!(kills, 3, "{steps:?}");
 }
 
+/// One connection from `lst`, or None after `limit` (a bench that failed
+/// before connecting must not leave the test's server thread waiting).
+fn accept_within(lst: &TcpListener, limit: Duration) -> Option<std::net::TcpStream> {
+    lst.set_nonblocking(true).ok()?;
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if let Ok((c, _)) = lst.accept() {
+            c.set_nonblocking(false).ok()?;
+            return Some(c);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    None
+}
+
 /// `--target`: any echo server — here one in this test, on a thread.
 #[test]
 fn bench_echo_drives_any_echo_server_and_checks_every_byte() {
     let lst = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = lst.local_addr().expect("addr");
     let server = std::thread::spawn(move || {
-        lst.set_nonblocking(false).expect("blocking");
         let mut handles = Vec::new();
-        for conn in lst.incoming().take(2) {
-            let Ok(mut c) = conn else { break };
+        for _ in 0..2 {
+            let Some(mut c) = accept_within(&lst, Duration::from_secs(30)) else {
+                break;
+            };
             handles.push(std::thread::spawn(move || {
                 let _ = c.set_read_timeout(Some(Duration::from_secs(20)));
                 let mut buf = [0u8; 4096];
@@ -274,7 +290,7 @@ fn bench_echo_refuses_a_server_that_changes_the_bytes() {
     let lst = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = lst.local_addr().expect("addr");
     let server = std::thread::spawn(move || {
-        if let Ok((mut c, _)) = lst.accept() {
+        if let Some(mut c) = accept_within(&lst, Duration::from_secs(30)) {
             let _ = c.set_read_timeout(Some(Duration::from_secs(20)));
             let mut buf = [0u8; 64];
             if let Ok(n) = c.read(&mut buf) {
